@@ -1,0 +1,29 @@
+"""The ``logpipe`` command: one typer app, each verb in its own module under ``logpipe/cli/``."""
+
+from __future__ import annotations
+
+import typer
+
+from logpipe.cli import alerts, config, consume, dev, query, search, ship, trace
+
+app = typer.Typer(
+    name="logpipe",
+    help="Container log pipeline: pod logs -> Kafka -> Elasticsearch, with stream alerts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("ship", help="Run the node agent: tail pod logs and deliver them to Kafka (at least once).")(ship.ship)
+app.command("consume", help="Run the indexer: Kafka -> Elasticsearch, evaluating alert rules in-stream.")(
+    consume.consume
+)
+app.command("query", help="Analyse JSON access-log files fast: filter, group, aggregate, report.")(query.query)
+app.command("search", help="Search one Component's logs in Elasticsearch; -f follows live.")(search.search)
+app.command("trace", help="Show every span and log line of one trace, in time order.")(trace.trace)
+app.add_typer(alerts.app, name="alerts", help="Validate, test and list keyword alert rules.")
+app.add_typer(dev.app, name="dev", help="Provision and run the local services (Kafka, Elasticsearch, Alertmanager).")
+app.add_typer(config.app, name="config", help="Check configuration files.")
+
+if __name__ == "__main__":
+    app()

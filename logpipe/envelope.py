@@ -1,0 +1,87 @@
+"""The record that travels from the shipper to the consumer, and its Kafka wire form.
+
+The Kafka record *value* is the original line bytes (no newline), unchanged, so any consumer can
+read it; the record *key* is the Component (one service's lines stay ordered in one partition);
+the line's source identity and pod metadata travel in record *headers* named here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+H_NODE = "lp.node"
+H_NAMESPACE = "lp.namespace"
+H_POD = "lp.pod"
+H_POD_UID = "lp.pod_uid"
+H_CONTAINER = "lp.container"
+H_COMPONENT = "lp.component"
+H_TYPE = "lp.type"
+H_PATH = "lp.path"
+H_OFFSET = "lp.offset"  # byte offset of the line's first byte in its file, decimal ASCII
+H_FILE_ID = "lp.file_id"  # the stream's identity, e.g. "fingerprint::<hex>" (see shipper/identity.py)
+H_READ_TS = "lp.read_ts"  # when the shipper read the line, epoch milliseconds, decimal ASCII
+H_FLAGS = "lp.flags"  # comma-separated, e.g. "truncated"
+
+LOG_TYPES = ("access", "app", "stdout", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMeta:
+    """Where a line came from: the node, the pod, and the file stream."""
+
+    node: str
+    namespace: str
+    pod: str
+    pod_uid: str
+    container: str
+    component: str
+    log_type: str
+    path: str
+    file_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineRecord:
+    """One line as shipped: its bytes (without newline), its source and its position."""
+
+    meta: SourceMeta
+    offset: int
+    value: bytes
+    read_ts_ms: int
+    flags: tuple[str, ...] = ()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        m = self.meta
+        h = [
+            (H_NODE, m.node.encode()),
+            (H_NAMESPACE, m.namespace.encode()),
+            (H_POD, m.pod.encode()),
+            (H_POD_UID, m.pod_uid.encode()),
+            (H_CONTAINER, m.container.encode()),
+            (H_COMPONENT, m.component.encode()),
+            (H_TYPE, m.log_type.encode()),
+            (H_PATH, m.path.encode()),
+            (H_OFFSET, str(self.offset).encode()),
+            (H_FILE_ID, m.file_id.encode()),
+            (H_READ_TS, str(self.read_ts_ms).encode()),
+        ]
+        if self.flags:
+            h.append((H_FLAGS, ",".join(self.flags).encode()))
+        return h
+
+    @property
+    def key(self) -> bytes:
+        return self.meta.component.encode()
+
+
+def decode_headers(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    """Kafka headers as a str→str dict (invalid UTF-8 replaced, never raises)."""
+    return {k: v.decode("utf-8", "replace") for k, v in (headers or ())}
+
+
+def document_id(file_id: str, offset: int | str) -> str:
+    """The Elasticsearch ``_id`` of a line: deterministic from its source identity, so a
+    redelivered line overwrites itself instead of duplicating."""
+    return hashlib.blake2b(f"{file_id}@{offset}".encode(), digest_size=16).hexdigest()
