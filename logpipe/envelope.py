@@ -51,6 +51,7 @@ class LineRecord:
     value: bytes
     read_ts_ms: int
     flags: tuple[str, ...] = ()
+    topic: str = ""  # destination chosen by the shipper's rules; "" = the sink's default for the log type
 
     def headers(self) -> list[tuple[str, bytes]]:
         m = self.meta

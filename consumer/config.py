@@ -1,0 +1,192 @@
+"""The consumer's configuration: Kafka in, Elasticsearch out, and the knobs in between.
+
+Every field has a default that makes a local run work with no file (``logpipe consume``): the
+default topics on ``127.0.0.1:9092`` into daily indices ``logpipe-<type>-YYYY.MM.DD`` on
+``http://127.0.0.1:9200``. Command-line flags override the file (see ``logpipe/cli/consume.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from logpipe.config_base import ConfigError, StrictModel, format_validation_error, load_model
+from logpipe.durations import Duration
+from logpipe.fields import FieldMappingConfig
+
+DEFAULT_TOPICS = ["logpipe-access", "logpipe-app", "logpipe-stdout", "logpipe-trace"]
+
+_INDEX_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class KafkaConfig(StrictModel):
+    """Where records come from and where the ones that cannot be indexed go."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers, ``host:port[,host:port...]``."""
+    group_id: str = "logpipe-consumer"
+    """Consumer group shared by every replica."""
+    topics: list[str] = Field(default_factory=lambda: list(DEFAULT_TOPICS))
+    """Topics to consume (a topic that does not exist yet is picked up once it does)."""
+    dead_letter_topic: str = "logpipe-deadletter"
+    """Where unparseable lines and documents Elasticsearch refuses go, with the reason and raw bytes."""
+    client_id: str = "logpipe-consumer"
+    """Client id shown in the broker's logs."""
+    max_poll_records: int = Field(default=5000, gt=0)
+    """Upper bound of records handed over by one fetch."""
+    fetch_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Upper bound of bytes one fetch response may hold (bounds memory with the buffer limit)."""
+    session_timeout: Duration = 30.0
+    """How long the group waits for a silent member before it rebalances its partitions away."""
+    commit_interval: Duration = 1.0
+    """How often resolved offsets are committed (they are also committed on revoke and stop)."""
+
+    @field_validator("topics")
+    @classmethod
+    def _topics_not_empty(cls, v: list[str]) -> list[str]:
+        if not v or any(not t.strip() for t in v):
+            raise ValueError("must list at least one non-empty topic — fix: e.g. [logpipe-access]")
+        return v
+
+
+class BulkConfig(StrictModel):
+    """How documents are grouped into ``_bulk`` requests (tuned by ``bench/consumer_bench.py``)."""
+
+    max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """A request is sent once its body reaches this many bytes."""
+    max_actions: int = Field(default=4000, gt=0)
+    """... or holds this many documents."""
+    flush_interval: Duration = 0.2
+    """... or its oldest document has waited this long (bounds latency at low volume)."""
+    concurrency: int = Field(default=2, gt=0, le=64)
+    """Bulk requests in flight at once."""
+    max_buffered_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Fetching pauses while this many bytes of records are parsed but not yet resolved."""
+    retry_initial: Duration = 0.2
+    """First backoff after a failed item or request; doubled per attempt, with jitter."""
+    retry_max: Duration = 5.0
+    """Longest backoff; items are retried until they succeed (never dropped)."""
+    request_timeout: Duration = 60.0
+    """Timeout of one ``_bulk`` HTTP request."""
+
+
+class IndexConfig(StrictModel):
+    """Index naming, templates and retention."""
+
+    prefix: str = "logpipe"
+    """Indices are ``<prefix>-<type>-YYYY.MM.DD`` (UTC day of ``@timestamp``); one prefix per environment."""
+    retention_days: int = Field(default=7, gt=0)
+    """Daily indices older than this are deleted (by ILM when the cluster has it, else by the consumer)."""
+    shards: int = Field(default=1, gt=0)
+    """Primary shards per daily index."""
+    replicas: int = Field(default=0, ge=0)
+    """Replicas per daily index (0 suits a one-node local cluster)."""
+    refresh_interval: str = "1s"
+    """How soon indexed documents become searchable (bounds end-to-end latency)."""
+    total_fields_limit: int = Field(default=2000, gt=0)
+    """Mapped fields per index; dynamic fields beyond it are kept in ``_source`` but not indexed."""
+    template_priority: int = Field(default=200, ge=0)
+    """Priority of the composable index template (above the built-in ``logs-*`` templates)."""
+    install_templates: bool = True
+    """Install (idempotently) the component and index templates at start."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_index_name(cls, v: str) -> str:
+        if not _INDEX_PREFIX.match(v):
+            raise ValueError(
+                f"{v!r} is not a valid index name prefix — fix: lowercase letters, digits, '-', '_' or '.'"
+                ", starting with a letter or digit"
+            )
+        return v
+
+
+class ElasticsearchConfig(StrictModel):
+    """The Elasticsearch cluster documents go to."""
+
+    url: str = "http://127.0.0.1:9200"
+    """Base URL (several comma-separated URLs are nodes of one cluster)."""
+    username: str | None = None
+    """Basic auth user (with ``password``)."""
+    password: str | None = None
+    """Basic auth password."""
+    api_key: str | None = None
+    """API key, instead of a user and password."""
+    verify_certs: bool = True
+    """Verify TLS certificates of https URLs."""
+
+    @model_validator(mode="after")
+    def _auth_pairs(self) -> ElasticsearchConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together — fix: set both or neither")
+        return self
+
+    def urls(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
+
+class HttpConfig(StrictModel):
+    """The health and metrics endpoint."""
+
+    host: str = "0.0.0.0"
+    """Address to bind."""
+    port: int = Field(default=9465, ge=0, le=65535)
+    """Port of ``/healthz``, ``/readyz`` and ``/metrics``; 0 picks a free one (logged at start)."""
+
+
+class AlertsConfig(StrictModel):
+    """In-stream keyword alerts (optional: no rules file, no alerts)."""
+
+    rules: str | None = None
+    """Path of the alert rules file (see ``logpipe alerts``)."""
+    alertmanager_url: str | None = None
+    """Alertmanager to notify, e.g. ``http://127.0.0.1:9093``."""
+
+
+class ConsumerConfig(StrictModel):
+    """``logpipe consume`` configuration (YAML)."""
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    bulk: BulkConfig = Field(default_factory=BulkConfig)
+    fields: FieldMappingConfig = Field(default_factory=FieldMappingConfig)
+    """How access-log keys map to ECS fields (shared with ``logpipe query``)."""
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    shutdown_grace: Duration = 10.0
+    """On stop (and on revoke) in-flight bulks get this long to finish before they are abandoned."""
+    log_level: str = "info"
+    """Level of the JSON log lines on stderr."""
+
+    @model_validator(mode="after")
+    def _field_mapping_valid(self) -> ConsumerConfig:
+        self.fields.build()  # raises ValueError naming the unknown short field and the valid ones
+        return self
+
+    def with_overrides(self, **overrides: Any) -> ConsumerConfig:
+        """A copy with dotted keys replaced (``{"kafka.bootstrap": "h:9092"}``); ``None`` values are skipped.
+
+        Raises :class:`ConfigError` (source ``command line``) when a value is invalid.
+        """
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            *parents, leaf = dotted.split(".")
+            node = data
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        try:
+            return ConsumerConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError("command line", format_validation_error(exc)) from None
+
+
+def load_consumer_config(path: str | Path | None) -> ConsumerConfig:
+    """Read ``path`` (or the defaults when None); raises :class:`logpipe.config_base.ConfigError`."""
+    return load_model(ConsumerConfig, path)

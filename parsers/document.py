@@ -1,0 +1,133 @@
+"""A document under construction: nested ECS objects, the source fields from the Kafka headers, flags.
+
+Documents are NESTED objects (``{"http": {"response": {"status_code": 500}}}``), never dotted keys,
+so a field has one spelling in ``_source`` and in every consumer of the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from logpipe.envelope import (
+    H_COMPONENT,
+    H_CONTAINER,
+    H_FILE_ID,
+    H_FLAGS,
+    H_NAMESPACE,
+    H_NODE,
+    H_OFFSET,
+    H_PATH,
+    H_POD,
+    H_POD_UID,
+    H_READ_TS,
+)
+from parsers.timestamps import epoch_ms_to_iso
+
+Path = tuple[str, ...]
+
+
+def put(doc: dict[str, Any], path: Path, value: Any) -> None:
+    """Set ``value`` at a nested ``path`` (a tuple of keys), creating objects on the way."""
+    d = doc
+    for key in path[:-1]:
+        nxt = d.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            d[key] = nxt
+        d = nxt
+    d[path[-1]] = value
+
+
+def get(doc: Mapping[str, Any], path: Path) -> Any:
+    """The value at a nested ``path``, or None."""
+    d: Any = doc
+    for key in path:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(key)
+    return d
+
+
+def _digits(text: str | None) -> int | None:
+    if text and text.isascii() and text.isdigit() and len(text) < 19:
+        return int(text)
+    return None
+
+
+class Draft:
+    """A document being built, its flags, and what the headers said about its source."""
+
+    __slots__ = ("component", "doc", "flags", "read_ts_iso")
+
+    def __init__(self, headers: Mapping[str, str], log_type: str) -> None:
+        h = headers.get
+        self.flags: list[str] = []
+        self.component = h(H_COMPONENT) or ""
+        kubernetes: dict[str, Any] = {}
+        if ns := h(H_NAMESPACE):
+            kubernetes["namespace"] = ns
+        pod: dict[str, str] = {}
+        if name := h(H_POD):
+            pod["name"] = name
+        if uid := h(H_POD_UID):
+            pod["uid"] = uid
+        if pod:
+            kubernetes["pod"] = pod
+        if node := h(H_NODE):
+            kubernetes["node"] = {"name": node}
+        if container := h(H_CONTAINER):
+            kubernetes["container"] = {"name": container}
+        log: dict[str, Any] = {}
+        if path := h(H_PATH):
+            log["file"] = {"path": path}
+        offset = _digits(h(H_OFFSET))
+        if offset is not None:
+            log["offset"] = offset
+        else:
+            self.flags.append("offset_missing")
+        logpipe: dict[str, Any] = {"file_id": h(H_FILE_ID) or "", "type": log_type}
+        doc: dict[str, Any] = {"logpipe": logpipe, "log": log}
+        if kubernetes:
+            doc["kubernetes"] = kubernetes
+        if self.component:
+            doc["service"] = {"name": self.component}
+        read_ts = _digits(h(H_READ_TS))
+        self.read_ts_iso = epoch_ms_to_iso(read_ts) if read_ts is not None else None
+        if self.read_ts_iso is not None:
+            doc["event"] = {"created": self.read_ts_iso}
+        if shipped := h(H_FLAGS):
+            self.flags.extend(f for f in shipped.split(",") if f)
+        self.doc = doc
+
+    @property
+    def offset(self) -> int | None:
+        return self.doc["log"].get("offset")  # type: ignore[no-any-return]
+
+    @property
+    def file_id(self) -> str:
+        return self.doc["logpipe"]["file_id"]  # type: ignore[no-any-return]
+
+    def put(self, path: Path, value: Any) -> None:
+        put(self.doc, path, value)
+
+    def flag(self, flag: str) -> None:
+        if flag not in self.flags:
+            self.flags.append(flag)
+
+    def set_timestamp(self, iso: str | None) -> None:
+        """``@timestamp``: the event's own time, else the read time (flagged), else now (flagged)."""
+        if iso is None:
+            self.flag("timestamp_fallback")
+            iso = self.read_ts_iso
+            if iso is None:
+                from datetime import UTC, datetime
+
+                self.flag("read_ts_missing")
+                iso = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self.doc["@timestamp"] = iso
+
+    def finish(self) -> dict[str, Any]:
+        if self.flags:
+            self.doc["logpipe"]["flags"] = self.flags
+        return self.doc

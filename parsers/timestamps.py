@@ -1,0 +1,132 @@
+"""Event times as written by applications, turned into ISO 8601 strings with their UTC offset.
+
+Accepted: ISO 8601 / RFC 3339 (``Z`` or ``+08:00``/``+0800``, any number of fraction digits),
+epoch numbers or numeric strings whose unit is told by magnitude (s < 1e11 <= ms < 1e14 <= us <
+1e17 <= ns), nginx ``$time_local`` (``27/Nov/2026:10:00:00 +0800``) and RFC 1123 dates. Output keeps
+the offset the application wrote (UTC is written ``Z``), at microsecond precision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+}
+_TZ_CACHE: dict[str, timezone] = {}
+
+
+def to_iso(dt: datetime) -> str:
+    """ISO 8601 with the offset; UTC as ``Z`` (what Elasticsearch's default date format reads)."""
+    s = dt.isoformat()
+    if s.endswith("+00:00"):
+        return s[:-6] + "Z"
+    return s
+
+
+def from_epoch(value: float) -> datetime | None:
+    """A UTC datetime from an epoch number in s, ms, us or ns (told apart by magnitude)."""
+    mag = abs(value)
+    if mag < 1e11:
+        us = value * 1_000_000
+    elif mag < 1e14:
+        us = value * 1_000
+    elif mag < 1e17:
+        us = value
+    else:
+        us = value / 1_000
+    try:
+        return _EPOCH + timedelta(microseconds=round(us))
+    except (OverflowError, ValueError):
+        return None
+
+
+def epoch_ms_to_iso(ms: int) -> str:
+    """``lp.read_ts`` (epoch ms) as an ISO string."""
+    dt = from_epoch_ms(ms)
+    return to_iso(dt) if dt is not None else to_iso(_EPOCH)
+
+
+def from_epoch_ms(ms: int) -> datetime | None:
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _offset(text: str) -> timezone | None:
+    tz = _TZ_CACHE.get(text)
+    if tz is not None:
+        return tz
+    if len(text) != 5 or text[0] not in "+-" or not text[1:].isdigit():
+        return None
+    hours, minutes = int(text[1:3]), int(text[3:5])
+    if hours > 23 or minutes > 59:
+        return None
+    delta = timedelta(hours=hours, minutes=minutes)
+    tz = timezone(-delta if text[0] == "-" else delta)
+    if len(_TZ_CACHE) < 256:
+        _TZ_CACHE[text] = tz
+    return tz
+
+
+def _nginx_local(s: str) -> datetime | None:
+    # 27/Nov/2026:10:00:00 +0800 — sliced by position: cheaper than strptime and locale-proof.
+    if s[2] != "/" or s[6] != "/" or s[11] != ":" or s[14] != ":" or s[17] != ":" or s[20] != " ":
+        return None
+    month = _MONTHS.get(s[3:6])
+    tz = _offset(s[21:26])
+    digits = (s[0:2], s[7:11], s[12:14], s[15:17], s[18:20])
+    if month is None or tz is None or not all(d.isdigit() for d in digits):
+        return None
+    try:
+        return datetime(
+            int(s[7:11]), month, int(s[0:2]), int(s[12:14]), int(s[15:17]), int(s[18:20]), tzinfo=tz
+        )
+    except ValueError:
+        return None
+
+
+def _numeric(s: str) -> float | None:
+    t = s[1:] if s[:1] == "-" else s
+    if not t or not t.replace(".", "", 1).isdigit() or not t.isascii():
+        return None
+    return float(s)
+
+
+def parse_time(value: Any) -> tuple[datetime, bool] | None:
+    """``(aware datetime, assumed_utc)`` for a raw time value, or None when it is not a time.
+
+    ``assumed_utc`` is True when the value carried no offset and UTC was assumed.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        dt = from_epoch(value)
+        return (dt, False) if dt is not None else None
+    if not isinstance(value, str) or not 4 <= len(value) <= 64:
+        return None
+    s = value.strip()
+    num = _numeric(s)
+    if num is not None:
+        dt = from_epoch(num)
+        return (dt, False) if dt is not None else None
+    if len(s) == 26 and s[2] == "/":
+        dt = _nginx_local(s)
+        return (dt, False) if dt is not None else None
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        if "," not in s:
+            return None
+        try:  # RFC 1123: "Fri, 27 Nov 2026 10:00:00 GMT"
+            dt = parsedate_to_datetime(s)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC), True
+    return dt, False
