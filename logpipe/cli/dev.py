@@ -12,6 +12,7 @@ from logpipe.devservices.manager import ServiceManager, ServiceStatus
 
 app = typer.Typer(no_args_is_help=True)
 
+PurgeOpt = Annotated[bool, typer.Option("--purge", help="Also delete the state folder (data, logs).")]
 NamesArg = Annotated[
     list[str] | None,
     typer.Argument(help="Services to act on: kafka, elasticsearch, alertmanager (default: all)."),
@@ -44,12 +45,20 @@ def up(names: NamesArg = None) -> None:
 
 @app.command("down")
 def down(
-    purge: Annotated[bool, typer.Option("--purge", help="Also delete the state folder (data, logs).")] = False,
+    names: NamesArg = None,
+    purge: PurgeOpt = False,
 ) -> None:
     """Stop the services `logpipe dev up` started (by their pid files); nothing is left listening."""
     manager = ServiceManager(report=_report)
     try:
-        manager.down(purge=purge)
+        if names:
+            if purge:
+                typer.echo("logpipe dev down: --purge removes all services' data; name no services", err=True)
+                raise typer.Exit(2)
+            for name in names:
+                manager.stop(name)
+        else:
+            manager.down(purge=purge)
     except DevServiceError as exc:
         typer.echo(f"logpipe dev down: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -72,11 +72,17 @@ class PodSimulator:
         self.pods.append(pod)
         return pod
 
-    def access_line(self, pod: SimPod, when: datetime, *, status: int | None = None, path: str | None = None,
-                    trace_id: str | None = None) -> bytes:
+    def access_line(
+        self,
+        pod: SimPod,
+        when: datetime,
+        *,
+        status: int | None = None,
+        path: str | None = None,
+        trace_id: str | None = None,
+    ) -> bytes:
         """One single-line JSON access log entry in the in-house framework's dialect."""
-        st = status if status is not None else self.rng.choices((200, 201, 304, 404, 500, 503),
-                                                               (80, 5, 5, 5, 3, 2))[0]
+        st = status if status is not None else self.rng.choices((200, 201, 304, 404, 500, 503), (80, 5, 5, 5, 3, 2))[0]
         rec = {
             "time": when.isoformat(timespec="milliseconds"),
             "level": "error" if st >= 500 else "info",
@@ -92,12 +98,21 @@ class PodSimulator:
         }
         return orjson.dumps(rec)
 
-    def write_access(self, pod: SimPod, n: int, *, start: datetime | None = None, status: int | None = None,
-                     path: str | None = None) -> None:
+    def write_access(
+        self,
+        pod: SimPod,
+        n: int,
+        *,
+        start: datetime | None = None,
+        status: int | None = None,
+        path: str | None = None,
+        trace_id: str | None = None,
+    ) -> None:
         """Append ``n`` access lines to the pod's access.log (one write, as an application would)."""
         t0 = start or datetime.now(UTC)
         lines = [
-            self.access_line(pod, t0 + timedelta(milliseconds=i), status=status, path=path) for i in range(n)
+            self.access_line(pod, t0 + timedelta(milliseconds=i), status=status, path=path, trace_id=trace_id)
+            for i in range(n)
         ]
         _append(pod.access_log, b"\n".join(lines) + b"\n")
         pod.written["access.log"] = pod.written.get("access.log", 0) + n
@@ -109,15 +124,21 @@ class PodSimulator:
         _append(pod.stdout_log, b"\n".join(out) + b"\n")
         pod.written["0.log"] = pod.written.get("0.log", 0) + len(messages)
 
-    def write_span(self, pod: SimPod, trace_id: str, name: str, *, parent: str | None = None,
-                   duration_ms: float = 12.0) -> str:
+    def write_span(
+        self, pod: SimPod, trace_id: str, name: str, *, parent: str | None = None, duration_ms: float = 12.0
+    ) -> str:
         """Append one OpenTelemetry-style span to the pod's trace.log; returns its span id."""
         span_id = f"{self.rng.getrandbits(64):016x}"
         start = int(datetime.now(UTC).timestamp() * 1e9)
         rec = {
-            "traceId": trace_id, "spanId": span_id, "parentSpanId": parent or "", "name": name,
-            "kind": "SERVER" if parent is None else "CLIENT", "service": pod.component,
-            "startTimeUnixNano": start, "endTimeUnixNano": start + int(duration_ms * 1e6),
+            "traceId": trace_id,
+            "spanId": span_id,
+            "parentSpanId": parent or "",
+            "name": name,
+            "kind": "SERVER" if parent is None else "CLIENT",
+            "service": pod.component,
+            "startTimeUnixNano": start,
+            "endTimeUnixNano": start + int(duration_ms * 1e6),
             "status": {"code": "OK"},
         }
         _append(pod.trace_log, orjson.dumps(rec) + b"\n")

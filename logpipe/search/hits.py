@@ -107,11 +107,11 @@ class LogDoc:
         parts = self.index.rsplit("-", 2)
         return parts[-2] if len(parts) == 3 else ""
 
-    def order_key(self) -> tuple[str, str, int, str]:
+    def order_key(self) -> tuple[float, str, int, str]:
         """Time order with a tiebreaker: timestamp, then the file stream and the offset in it, then id."""
         t = self.timestamp
         return (
-            t.isoformat() if t is not None else "",
+            t.timestamp() if t is not None else 0.0,
             self.file_id,
             self.offset if self.offset is not None else -1,
             self.id,

@@ -1,0 +1,16 @@
+"""`logpipe demo`: the local demo of the whole pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    work_dir: Annotated[str | None, typer.Option(help="Folder for the generated pod tree, registry and logs.")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the work folder afterwards.")] = False,
+) -> None:
+    from logpipe.demo.run import main
+
+    raise typer.Exit(main(work_dir, keep))

@@ -1,0 +1,272 @@
+"""A :class:`~logpipe.fields.Dialect` compiled once into lookup tables, and its use on one JSON object.
+
+The same dialect (``logpipe/fields.py``) drives ``logpipe query``, so a field users type there is the
+field indexed here. Per line the object's keys are looked up in one dict (raw key -> field, rank);
+when several raw keys of one field are present the first in the dialect's order wins and the
+others are kept in ``extra``. A value of the wrong type (``"status": "abc"``) is kept in ``extra``
+and flags the document ``invalid_<field>``; absent markers (``null``, ``""``, ``"-"``) are dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from logpipe.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
+from parsers.document import Draft, Path
+from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
+from parsers.timestamps import parse_time, to_iso
+
+_INVALID = object()
+_ABSENT = (None, "", "-")
+MAX_KEYWORD_CHARS = 8191  # Elasticsearch refuses keyword terms over 32766 bytes (4 bytes per char)
+MAX_LONG = (1 << 63) - 1
+# pino/bunyan write numeric levels.
+_NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
+# Fields the pod's own metadata (Kafka headers) decides; the line's value is kept only if it differs.
+_FROM_HEADERS: dict[str, str] = {"component": "service", "namespace": "namespace", "pod": "pod"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def to_keyword(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_KEYWORD_CHARS else _INVALID
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return _INVALID
+
+
+def to_long(value: Any) -> Any:
+    if isinstance(value, bool):
+        return _INVALID
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_LONG else _INVALID
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and 0 <= value <= MAX_LONG else _INVALID
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return _INVALID
+
+
+def to_number(value: Any) -> float | None:
+    """A non-negative number from a JSON number or numeric string (``"0.004"``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str):
+        if "," in value:  # nginx $upstream_response_time with retries: "0.004, 0.002"
+            parts = [to_number(p.strip()) for p in value.split(",") if p.strip() not in _ABSENT]
+            return sum(p for p in parts if p is not None) if parts and None not in parts else None
+        t = value.strip()
+        if t and t.replace(".", "", 1).isdigit() and t.isascii():
+            return float(t)
+    return None
+
+
+def to_ip(value: Any) -> Any:
+    if not isinstance(value, str) or len(value) > 256:
+        return _INVALID
+    if "," in value:  # X-Forwarded-For: the client is the first hop
+        value = value.split(",", 1)[0]
+    ip = _valid_ip(value.strip())
+    return ip if ip is not None else _INVALID
+
+
+def to_level(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.lower() if 0 < len(value) <= 32 else _INVALID
+    if isinstance(value, int) and not isinstance(value, bool) and value in _NUMERIC_LEVELS:
+        return _NUMERIC_LEVELS[value]
+    return _INVALID
+
+
+def trace_from(value: Any) -> Any:
+    """A trace id, also out of a W3C ``traceparent`` (``00-<32 hex>-<16 hex>-<2 hex>``)."""
+    v = to_keyword(value)
+    if isinstance(v, str) and len(v) == 55 and v[2] == "-" and v[35] == "-" and v[52] == "-":
+        return v[3:35]
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    name: str
+    ecs: Path
+    kind: str
+
+
+class FieldMap:
+    """A dialect compiled for the hot path; :meth:`apply` maps one decoded JSON object into a draft."""
+
+    def __init__(self, mapping: FieldMappingConfig | None = None, limits: ExtraLimits | None = None) -> None:
+        dialect: Dialect = (mapping or FieldMappingConfig()).build()
+        self.dialect = dialect
+        self.limits = limits or ExtraLimits()
+        self.fields = tuple(_Compiled(f.name, tuple(f.ecs.split(".")), f.kind) for f in dialect.fields)
+        index = {f.name: i for i, f in enumerate(self.fields)}
+        self.i_method, self.i_path, self.i_query = index["method"], index["path"], index["query"]
+        # raw key -> (field index, rank); the first field naming a raw key owns it.
+        self.table: dict[str, tuple[int, int]] = {}
+        # raw duration key -> nanoseconds per unit.
+        self.ns_per: dict[str, int] = {}
+        for i, f in enumerate(dialect.fields):
+            for rank, key in enumerate(f.keys):
+                self.table.setdefault(key, (i, rank))
+                if f.kind == "duration":
+                    self.ns_per[key] = NS_PER_UNIT[dialect.unit_of(key)]
+        self._convert: dict[str, Callable[[Any], Any]] = {
+            "keyword": to_keyword,
+            "long": to_long,
+            "ip": to_ip,
+            "text": to_keyword,
+        }
+
+    def apply(self, obj: dict[str, Any], draft: Draft, *, use_msg: bool) -> bool:
+        """Map ``obj`` into ``draft``; returns whether the object carried a valid event time.
+
+        ``use_msg``: put the line's ``msg``/``message`` into ``message`` (app logs); otherwise
+        (access logs, whose ``message`` is the whole line) it stays in ``extra``.
+        """
+        table = self.table
+        chosen: dict[int, tuple[int, str]] = {}
+        unknown: list[str] = []
+        for key in obj:
+            hit = table.get(key)
+            if hit is None:
+                unknown.append(key)
+                continue
+            idx, rank = hit
+            cur = chosen.get(idx)
+            if cur is None:
+                chosen[idx] = (rank, key)
+            elif rank < cur[0]:
+                unknown.append(cur[1])
+                chosen[idx] = (rank, key)
+            else:
+                unknown.append(key)
+        has_time = False
+        keep: list[str] = []
+        fields = self.fields
+        for idx, (_, key) in chosen.items():
+            value = obj[key]
+            if value in _ABSENT:
+                continue
+            f = fields[idx]
+            name = f.name
+            if name == "time":
+                parsed = parse_time(value)
+                if parsed is None:
+                    out: Any = _INVALID
+                else:
+                    if parsed[1]:
+                        draft.flag("timestamp_no_tz")
+                    draft.doc["@timestamp"] = to_iso(parsed[0])
+                    has_time = True
+                    continue
+            elif name == "request_time":
+                num = to_number(value)
+                ns = round(num * self.ns_per[key]) if num is not None else -1
+                out = ns if 0 <= ns <= MAX_LONG else _INVALID
+            elif name == "path":
+                out = self._path(value, draft, set_query=self.i_query not in chosen)
+            elif name == "status":
+                out = to_long(value)
+                if out is not _INVALID and out > 999:
+                    out = _INVALID
+            elif name == "trace_id":
+                out = trace_from(value)
+            elif name == "level":
+                out = to_level(value)
+            elif name == "msg":
+                if not use_msg:
+                    keep.append(key)
+                    continue
+                out = value if isinstance(value, str) else _INVALID
+            elif name in _FROM_HEADERS:
+                out = to_keyword(value)
+                current = self._header_value(draft, name)
+                if current:
+                    if out != current:
+                        keep.append(key)
+                    continue
+            else:
+                out = self._convert[f.kind](value)
+            if out is _INVALID:
+                draft.flag("invalid_" + name)
+                keep.append(key)
+                continue
+            draft.put(f.ecs, out)
+        if "request" in unknown and self.i_method not in chosen and self.i_path not in chosen:
+            if self._request_line(obj["request"], draft):
+                unknown.remove("request")
+        if unknown or keep:
+            extra = ExtraBuilder(self.limits)
+            for key in unknown:
+                extra.add(key, obj[key])
+            for key in keep:
+                extra.add(key, obj[key])
+            if extra.obj:
+                draft.doc["extra"] = extra.obj
+            if extra.truncated:
+                draft.flag(TRUNCATED)
+        return has_time
+
+    @staticmethod
+    def _header_value(draft: Draft, name: str) -> str | None:
+        if name == "component":
+            return draft.component
+        k = draft.doc.get("kubernetes")
+        if not k:
+            return None
+        if name == "namespace":
+            return k.get("namespace")  # type: ignore[no-any-return]
+        pod = k.get("pod")
+        return pod.get("name") if pod else None
+
+    def _path(self, value: Any, draft: Draft, *, set_query: bool = True) -> Any:
+        """``url.path`` (and ``url.query`` when the raw value carries one); returns the path."""
+        if not isinstance(value, str) or len(value) > MAX_KEYWORD_CHARS:
+            return _INVALID
+        if "://" in value:
+            try:
+                parts = urlsplit(value)
+            except ValueError:
+                return _INVALID
+            if parts.hostname:
+                draft.put(("url", "domain"), parts.hostname)
+            if parts.query and set_query:
+                draft.put(("url", "query"), parts.query)
+            return parts.path or "/"
+        if "?" in value:
+            path, query = value.split("?", 1)
+            if query and set_query:
+                draft.put(("url", "query"), query)
+            return path
+        return value
+
+    def _request_line(self, value: Any, draft: Draft) -> bool:
+        """nginx ``$request``: ``GET /a?b=1 HTTP/1.1`` when no method/path field was logged."""
+        if not isinstance(value, str):
+            return False
+        parts = value.split(" ")
+        if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/"):
+            return False
+        path = self._path(parts[1], draft)
+        if path is _INVALID:
+            return False
+        draft.put(("http", "request", "method"), parts[0])
+        draft.put(("url", "path"), path)
+        draft.put(("http", "version"), parts[2][5:])
+        return True
