@@ -32,9 +32,10 @@ def put(doc: dict[str, Any], path: Path, value: Any) -> None:
     d = doc
     for key in path[:-1]:
         nxt = d.get(key)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            d[key] = nxt
+        if nxt is None:
+            nxt = d[key] = {}
+        elif type(nxt) is not dict:  # a scalar in the way (never built by the parsers): replace it
+            nxt = d[key] = {}
         d = nxt
     d[path[-1]] = value
 
@@ -87,6 +88,8 @@ class Draft:
         else:
             self.flags.append("offset_missing")
         logpipe: dict[str, Any] = {"file_id": h(H_FILE_ID) or "", "type": log_type}
+        if not logpipe["file_id"]:
+            self.flags.append("file_id_missing")
         doc: dict[str, Any] = {"logpipe": logpipe, "log": log}
         if kubernetes:
             doc["kubernetes"] = kubernetes

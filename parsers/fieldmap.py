@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from logpipe.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
-from parsers.document import Draft, Path
+from parsers.document import Draft, Path, put
 from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
 from parsers.timestamps import parse_time, to_iso
 
@@ -29,6 +29,7 @@ MAX_LONG = (1 << 63) - 1
 _NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
 # Fields the pod's own metadata (Kafka headers) decides; the line's value is kept only if it differs.
 _FROM_HEADERS: dict[str, str] = {"component": "service", "namespace": "namespace", "pod": "pod"}
+_SPECIAL = frozenset({"time", "request_time", "path", "msg", *_FROM_HEADERS})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -57,6 +58,11 @@ def to_long(value: Any) -> Any:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     return _INVALID
+
+
+def to_status(value: Any) -> Any:
+    out = to_long(value)
+    return out if out is _INVALID or out <= 999 else _INVALID
 
 
 def to_number(value: Any) -> float | None:
@@ -126,12 +132,12 @@ class FieldMap:
                 self.table.setdefault(key, (i, rank))
                 if f.kind == "duration":
                     self.ns_per[key] = NS_PER_UNIT[dialect.unit_of(key)]
-        self._convert: dict[str, Callable[[Any], Any]] = {
-            "keyword": to_keyword,
-            "long": to_long,
-            "ip": to_ip,
-            "text": to_keyword,
-        }
+        # Fields converted by one function of the value alone (the rest need the key or the draft).
+        by_kind: dict[str, Callable[[Any], Any]] = {"keyword": to_keyword, "long": to_long, "ip": to_ip}
+        by_name: dict[str, Callable[[Any], Any]] = {"status": to_status, "trace_id": trace_from, "level": to_level}
+        self.simple: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            None if f.name in _SPECIAL else by_name.get(f.name) or by_kind.get(f.kind, to_keyword) for f in self.fields
+        )
 
     def apply(self, obj: dict[str, Any], draft: Draft, *, use_msg: bool) -> bool:
         """Map ``obj`` into ``draft``; returns whether the object carried a valid event time.
@@ -159,16 +165,26 @@ class FieldMap:
         has_time = False
         keep: list[str] = []
         fields = self.fields
+        simple = self.simple
         for idx, (_, key) in chosen.items():
             value = obj[key]
             if value in _ABSENT:
                 continue
             f = fields[idx]
+            convert = simple[idx]
+            if convert is not None:
+                out: Any = convert(value)
+                if out is _INVALID:
+                    draft.flag("invalid_" + f.name)
+                    keep.append(key)
+                else:
+                    put(draft.doc, f.ecs, out)
+                continue
             name = f.name
             if name == "time":
                 parsed = parse_time(value)
                 if parsed is None:
-                    out: Any = _INVALID
+                    out = _INVALID
                 else:
                     if parsed[1]:
                         draft.flag("timestamp_no_tz")
@@ -181,14 +197,6 @@ class FieldMap:
                 out = ns if 0 <= ns <= MAX_LONG else _INVALID
             elif name == "path":
                 out = self._path(value, draft, set_query=self.i_query not in chosen)
-            elif name == "status":
-                out = to_long(value)
-                if out is not _INVALID and out > 999:
-                    out = _INVALID
-            elif name == "trace_id":
-                out = trace_from(value)
-            elif name == "level":
-                out = to_level(value)
             elif name == "msg":
                 if not use_msg:
                     keep.append(key)
@@ -201,15 +209,15 @@ class FieldMap:
                     if out != current:
                         keep.append(key)
                     continue
-            else:
-                out = self._convert[f.kind](value)
+            else:  # pragma: no cover - every special field is handled above
+                out = to_keyword(value)
             if out is _INVALID:
                 draft.flag("invalid_" + name)
                 keep.append(key)
                 continue
-            draft.put(f.ecs, out)
+            put(draft.doc, f.ecs, out)
         if "request" in unknown and self.i_method not in chosen and self.i_path not in chosen:
-            if self._request_line(obj["request"], draft):
+            if self._request_line(obj["request"], draft, set_query=self.i_query not in chosen):
                 unknown.remove("request")
         if unknown or keep:
             extra = ExtraBuilder(self.limits)
@@ -256,14 +264,14 @@ class FieldMap:
             return path
         return value
 
-    def _request_line(self, value: Any, draft: Draft) -> bool:
+    def _request_line(self, value: Any, draft: Draft, *, set_query: bool) -> bool:
         """nginx ``$request``: ``GET /a?b=1 HTTP/1.1`` when no method/path field was logged."""
         if not isinstance(value, str):
             return False
         parts = value.split(" ")
         if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/"):
             return False
-        path = self._path(parts[1], draft)
+        path = self._path(parts[1], draft, set_query=set_query)
         if path is _INVALID:
             return False
         draft.put(("http", "request", "method"), parts[0])

@@ -14,15 +14,14 @@ from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONTHS = {
-    m: i + 1
-    for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+    m: i + 1 for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
 }
 _TZ_CACHE: dict[str, timezone] = {}
 
 
 def to_iso(dt: datetime) -> str:
     """ISO 8601 with the offset; UTC as ``Z`` (what Elasticsearch's default date format reads)."""
-    s = dt.isoformat()
+    s = dt.isoformat(timespec="milliseconds" if dt.microsecond % 1000 == 0 and dt.microsecond else "auto")
     if s.endswith("+00:00"):
         return s[:-6] + "Z"
     return s
@@ -41,6 +40,14 @@ def from_epoch(value: float) -> datetime | None:
         us = value / 1_000
     try:
         return _EPOCH + timedelta(microseconds=round(us))
+    except (OverflowError, ValueError):
+        return None
+
+
+def from_epoch_ns(ns: int) -> datetime | None:
+    """A UTC datetime from integer nanoseconds (exact to the microsecond, unlike a float)."""
+    try:
+        return _EPOCH + timedelta(microseconds=ns // 1000)
     except (OverflowError, ValueError):
         return None
 
@@ -84,9 +91,7 @@ def _nginx_local(s: str) -> datetime | None:
     if month is None or tz is None or not all(d.isdigit() for d in digits):
         return None
     try:
-        return datetime(
-            int(s[7:11]), month, int(s[0:2]), int(s[12:14]), int(s[15:17]), int(s[18:20]), tzinfo=tz
-        )
+        return datetime(int(s[7:11]), month, int(s[0:2]), int(s[12:14]), int(s[15:17]), int(s[18:20]), tzinfo=tz)
     except ValueError:
         return None
 

@@ -62,7 +62,8 @@ class FileView:
 class IdentityStrategy(Protocol):
     """Decides whether an open file can be identified yet, its id, and whether it is a known stream."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fingerprint(self, view: FileView, waited: bool) -> Fingerprint | None:
         """The file's fingerprint, or None while it cannot be told apart yet (too short)."""

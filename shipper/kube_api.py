@@ -56,7 +56,7 @@ def pod_from_json(obj: dict[str, Any]) -> KubePod | None:
     uid = meta.get("uid")
     if not isinstance(uid, str) or not uid:
         return None
-    ctrl = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), {})
+    ctrl: dict[str, Any] = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), {})
     mounts: dict[str, list[str]] = {}
     spec = obj.get("spec") or {}
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
@@ -89,8 +89,9 @@ class KubePods:
         self.token_path = token_path
         self.ca_path = ca_path
         self.deleted_retention = deleted_retention
-        self.synced = asyncio.Event()
+        self.settled = asyncio.Event()  # set after the first list attempt, successful or not
         self.reachable = False
+        self._told: bool | None = None  # the reachability last logged
         self._pods: dict[str, KubePod] = {}
         self._deleted: dict[str, float] = {}  # uid -> monotonic time of deletion
         self._session: aiohttp.ClientSession | None = None
@@ -131,7 +132,7 @@ class KubePods:
             try:
                 await self._list()
                 self._set_reachable(True, "")
-                self.synced.set()
+                self.settled.set()
                 backoff = 1.0
                 while True:
                     await self._watch()
@@ -142,6 +143,7 @@ class KubePods:
                 raise
             except Exception as exc:  # any failure means "not reachable now": never crash the shipper
                 self._set_reachable(False, f"{type(exc).__name__}: {exc}")
+                self.settled.set()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
@@ -151,7 +153,8 @@ class KubePods:
             self._session = None
 
     def _set_reachable(self, ok: bool, why: str) -> None:
-        if ok != self.reachable:
+        if ok != self._told:
+            self._told = ok
             if ok:
                 log.info("kubernetes API reachable: %d pods on node %s, Component from labels", len(self._pods),
                          self.node)

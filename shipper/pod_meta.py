@@ -39,9 +39,9 @@ from shipper.target import PodInfo
 log = logging.getLogger("logpipe.shipper.pod_meta")
 
 # Kubernetes' safe alphabet for generated names and pod-template-hash (no vowels, no 0/1/3), plus
-# digits for the decimal hashes of old clusters and CronJob's scheduled-minute Job suffix.
+# digits for old clusters (decimal hashes, 0-9 in suffixes) and CronJob's scheduled-minute Job suffix.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
-_DEPLOYMENT = re.compile(rf"^(?P<name>.+)-[{_SAFE}0-9]{{6,10}}-[{_SAFE}]{{5}}$")
+_DEPLOYMENT = re.compile(rf"^(?P<name>.+)-[{_SAFE}0-9]{{6,10}}-[{_SAFE}0-9]{{5}}$")
 _STATEFULSET = re.compile(r"^(?P<name>.+)-(?:0|[1-9][0-9]{0,5})$")
 _GENERATED = re.compile(rf"^(?P<name>.+)-[{_SAFE}]{{5}}$")  # DaemonSet, Job, bare ReplicaSet pods
 _RS_HASH = re.compile(rf"^(?P<name>.+)-[{_SAFE}0-9]{{6,10}}$")
@@ -145,12 +145,13 @@ class PodMetadata:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start watching the API (if any) and wait up to ``initial_sync_timeout`` for its first list."""
+        """Start watching the API (if any) and wait up to ``initial_sync_timeout`` for its first list
+        (or its first failure: an unreachable API does not delay start-up further)."""
         if self.kube is None or self._task is not None:
             return
         self._task = asyncio.create_task(self.kube.run(), name="kube-pods-watch")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.kube.synced.wait(), self.config.initial_sync_timeout)
+            await asyncio.wait_for(self.kube.settled.wait(), self.config.initial_sync_timeout)
 
     async def close(self) -> None:
         """Stop the API watch."""

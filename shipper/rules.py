@@ -44,7 +44,7 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 class RuleConfig(StrictModel):
     """One rule: a file whose name matches a ``match`` glob and no ``exclude`` glob is shipped."""
 
-    match: list[str] = Field(min_length=1)
+    match: list[str]
     """Globs on the file name (``*``, ``?``, ``[0-9]``), e.g. ``["*access*.log", "*access*.log.[0-9]*"]``."""
     exclude: list[str] = Field(default_factory=lambda: list(SKIPPED_SUFFIXES))
     """Globs on the file name that are never shipped, even if ``match`` matches."""
@@ -56,6 +56,13 @@ class RuleConfig(StrictModel):
     """emptydir rules only: glob on the EmptyDir volume name, e.g. ``logs*``."""
     container: str = "*"
     """cri rules only: glob on the container name, e.g. ``istio-proxy``."""
+
+    @field_validator("match")
+    @classmethod
+    def _match_ok(cls, v: list[str]) -> list[str]:
+        if not v or not all(v):
+            raise ValueError("no glob to match — fix: give at least one non-empty glob, e.g. [\"*.log\"]")
+        return v
 
     @field_validator("topic")
     @classmethod

@@ -171,6 +171,17 @@ def _walk_open(root: str, relpath: str, rootfd: int, parts: list[str], last_flag
         raise
 
 
+def _is_final_symlink(rootfd: int, parts: list[str]) -> bool:
+    try:
+        fd = _openat2(rootfd, "/".join(parts), _PATH_FLAGS)
+    except (OSError, NotImplementedError):
+        return False
+    try:
+        return stat.S_ISLNK(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+
+
 def _open_from(root: str, relpath: str, rootfd: int, parts: list[str], flags: int) -> int:
     """Open ``parts`` beneath ``rootfd`` with ``flags``: openat2 if possible, else the walk."""
     if not parts:
@@ -185,6 +196,8 @@ def _open_from(root: str, relpath: str, rootfd: int, parts: list[str], flags: in
                 raise PathEscape(root, relpath, "symlink") from None
             if exc.errno == errno.EXDEV:
                 raise PathEscape(root, relpath, "escape") from None
+            if exc.errno == errno.ENOTDIR and flags & os.O_DIRECTORY and _is_final_symlink(rootfd, parts):
+                raise PathEscape(root, relpath, "symlink") from None  # O_NOFOLLOW|O_DIRECTORY on a link
             raise
     return _walk_open(root, relpath, rootfd, parts, flags)
 

@@ -1,9 +1,78 @@
-"""`logpipe consume`."""
+"""`logpipe consume`: run the indexer (Kafka -> Elasticsearch, alert rules in-stream)."""
 
 from __future__ import annotations
 
-from logpipe.cli.notyet import not_implemented
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from logpipe.config_base import ConfigError
 
 
-def consume() -> None:
-    not_implemented("consume")
+def _alert_engine(rules: str, alertmanager_url: str | None) -> Any:
+    """The alert engine for ``rules`` (imported lazily: alerts are optional)."""
+    from consumer.alerts.engine import AlertEngine  # type: ignore[import-not-found,unused-ignore]
+
+    return AlertEngine.from_file(rules, alertmanager_url)
+
+
+async def _serve(service: Any) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.request_stop)
+    await service.run()
+
+
+def consume(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")] = None,
+    kafka_bootstrap: Annotated[
+        str | None, typer.Option("--kafka-bootstrap", help="Kafka bootstrap servers HOST:PORT.")
+    ] = None,
+    es_url: Annotated[str | None, typer.Option("--es-url", help="Elasticsearch URL.")] = None,
+    group_id: Annotated[str | None, typer.Option("--group-id", help="Kafka consumer group.")] = None,
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="Port of /healthz, /readyz, /metrics (0: a free one).")
+    ] = None,
+    rules: Annotated[str | None, typer.Option("--rules", help="Alert rules file.")] = None,
+    alertmanager_url: Annotated[
+        str | None, typer.Option("--alertmanager-url", help="Alertmanager URL for alert notifications.")
+    ] = None,
+    topics: Annotated[
+        str | None, typer.Option("--topics", help="Comma-separated topics, overriding the config.")
+    ] = None,
+    index_prefix: Annotated[
+        str | None, typer.Option("--index-prefix", help="Index name prefix, overriding the config.")
+    ] = None,
+) -> None:
+    """Consume log records from Kafka and index them into Elasticsearch (flags override the config)."""
+    from consumer.config import load_consumer_config
+    from consumer.service import ConsumerService
+    from consumer.telemetry import configure_json_logging
+
+    try:
+        cfg = load_consumer_config(config).with_overrides(
+            **{
+                "kafka.bootstrap": kafka_bootstrap,
+                "elasticsearch.url": es_url,
+                "kafka.group_id": group_id,
+                "http.port": http_port,
+                "alerts.rules": rules,
+                "alerts.alertmanager_url": alertmanager_url,
+                "kafka.topics": [t.strip() for t in topics.split(",") if t.strip()] if topics else None,
+                "index.prefix": index_prefix,
+            }
+        )
+        engine = _alert_engine(cfg.alerts.rules, cfg.alerts.alertmanager_url) if cfg.alerts.rules else None
+    except ConfigError as exc:
+        typer.echo(exc.render(), err=True)
+        raise typer.Exit(2) from None
+    configure_json_logging(cfg.log_level)
+    service = ConsumerService(
+        cfg,
+        alerts=engine,
+        on_listening=lambda port: typer.echo(f"logpipe consume: http on {cfg.http.host}:{port}", err=True),
+    )
+    asyncio.run(_serve(service))

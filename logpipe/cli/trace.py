@@ -1,9 +1,28 @@
-"""`logpipe trace`."""
+"""`logpipe trace ID`: a trace's spans as a waterfall, then its log lines across Components."""
 
 from __future__ import annotations
 
-from logpipe.cli.notyet import not_implemented
+from typing import Annotated
+
+import typer
+
+from logpipe.cli.search import DEFAULT_ES_URL, Colour, use_colour
+from logpipe.search.trace_command import TraceOptions, run
 
 
-def trace() -> None:
-    not_implemented("trace")
+def trace(
+    trace_id: Annotated[str, typer.Argument(help="The trace id (trace.id), as logged.")],
+    es_url: Annotated[
+        str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")
+    ] = DEFAULT_ES_URL,
+    index_prefix: Annotated[
+        str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Indices are <prefix>-<type>-*.")
+    ] = "logpipe",
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object: spans in tree order, log lines.")] = False,
+    color: Annotated[Colour, typer.Option("--color", help="auto (on a terminal), always, never.")] = Colour.auto,
+) -> None:
+    """Show the spans (a tree by parent, with durations) and log lines of one trace; exit 1 if none."""
+    options = TraceOptions(
+        trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color)
+    )
+    raise typer.Exit(run(options))

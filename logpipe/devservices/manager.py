@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from logpipe.devservices.alertmanager import AlertmanagerService
-from logpipe.devservices.backend import SERVICE_NAMES, ServiceName, service_name
+from logpipe.devservices.backend import ServiceName, service_name
 from logpipe.devservices.elasticsearch import ElasticsearchService
 from logpipe.devservices.errors import DevServiceError, PortTakenError
 from logpipe.devservices.health import probe, wait_healthy
@@ -62,11 +63,7 @@ class ServiceManager:
         self.paths = paths or DevPaths.from_env()
         self.report = report
         if services is None:
-            services = (
-                KafkaService(self.paths, report),
-                ElasticsearchService(self.paths, report),
-                AlertmanagerService(self.paths, report),
-            )
+            services = default_services(self.paths, report, port_offset())
         self.services: dict[ServiceName, LocalService] = {s.name: s for s in services}
 
     # -- the backend protocol used by the test fixtures ------------------------------------------
@@ -222,6 +219,22 @@ class ServiceManager:
         return ServiceStatus(svc.name, svc.endpoint, "stopped")
 
 
-def all_service_names() -> tuple[ServiceName, ...]:
-    """Every service the manager knows, in start order."""
-    return SERVICE_NAMES
+PORT_OFFSET_VAR = "LOGPIPE_DEV_PORT_OFFSET"
+
+
+def port_offset() -> int:
+    """``LOGPIPE_DEV_PORT_OFFSET`` shifts every port, to run a second set beside the usual one."""
+    raw = os.environ.get(PORT_OFFSET_VAR, "0").strip() or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise DevServiceError(f"{PORT_OFFSET_VAR}={raw!r} is not a whole number — e.g. 1000") from None
+
+
+def default_services(paths: DevPaths, report: Report, offset: int = 0) -> list[LocalService]:
+    """Kafka, Elasticsearch and Alertmanager on their usual ports plus ``offset``."""
+    return [
+        KafkaService(paths, report, port=9092 + offset, controller_port=19093 + offset),
+        ElasticsearchService(paths, report, port=9200 + offset, transport_port=9300 + offset),
+        AlertmanagerService(paths, report, port=9093 + offset),
+    ]

@@ -1,0 +1,113 @@
+"""The dead-letter topic: records that cannot be indexed, with the reason, source headers and raw bytes.
+
+A dead letter keeps the original record's key, value (the line, byte for byte) and headers (its
+source identity), plus ``lp.dlq.*`` headers saying why, at which stage, and where it was read. It
+is produced with ``acks=all`` and the call returns only once the topic acknowledged it: only then
+may the record's offset be committed. Failures are retried with backoff, never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from consumer.telemetry import DeadLetterFailed, RecordDeadLettered, log
+from consumer.work import Work
+
+H_DLQ_REASON = "lp.dlq.reason"
+H_DLQ_STAGE = "lp.dlq.stage"  # parse | index
+H_DLQ_SOURCE = "lp.dlq.source"  # <topic>/<partition>@<offset> of the record it came from
+MAX_REASON_CHARS = 4000
+
+
+def dead_letter_headers(work: Work) -> list[tuple[str, bytes]]:
+    """The original headers (minus old ``lp.dlq.*``) followed by this dead letter's reason, stage and source."""
+    reason = work.reason if len(work.reason) <= MAX_REASON_CHARS else work.reason[:MAX_REASON_CHARS] + "..."
+    kept = [(k, v) for k, v in work.headers if not k.startswith("lp.dlq.")]
+    return [
+        *kept,
+        (H_DLQ_REASON, reason.encode("utf-8", "replace")),
+        (H_DLQ_STAGE, work.stage.encode()),
+        (H_DLQ_SOURCE, f"{work.topic}/{work.partition}@{work.kafka_offset}".encode()),
+    ]
+
+
+class DeadLetterWriter:
+    """Produces dead letters to one topic; :meth:`send` returns once the topic acknowledged."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        client_id: str = "logpipe-consumer-dlq",
+        retry_initial: float = 0.2,
+        retry_max: float = 5.0,
+    ) -> None:
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            max_request_size=16 * 1024 * 1024,
+            linger_ms=5,
+        )
+
+    async def start(self) -> None:
+        """Connect, and create the topic if it does not exist yet (best effort)."""
+        await self._ensure_topic()
+        await self._producer.start()
+
+    async def _ensure_topic(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            await admin.start()
+            if self.topic in await admin.list_topics():
+                return
+            brokers = (await admin.describe_cluster()).get("brokers") or [None]
+            replication = min(3, len(brokers))
+            await admin.create_topics([NewTopic(self.topic, num_partitions=3, replication_factor=replication)])
+        except TopicAlreadyExistsError:
+            pass
+        except KafkaError as exc:  # the broker may auto-create it on first produce
+            log.warning("DeadLetterTopicNotCreated", extra={"fields": {"topic": self.topic, "error": repr(exc)}})
+        finally:
+            await admin.close()
+
+    async def send(self, work: Work) -> None:
+        """Produce ``work`` as a dead letter and wait for ``acks=all``; retries until it succeeds.
+
+        Cancelling the call leaves the record unresolved (it is redelivered after a restart).
+        """
+        attempt = 0
+        while True:
+            try:
+                fut = await self._producer.send(
+                    self.topic, value=work.raw, key=work.key, headers=dead_letter_headers(work)
+                )
+                await fut
+                break
+            except KafkaError as exc:
+                DeadLetterFailed(
+                    topic=work.topic, partition=work.partition, offset=work.kafka_offset, error=repr(exc)
+                ).emit()
+                attempt += 1
+                backoff = min(self._retry_max, self._retry_initial * 2 ** min(attempt, 16))
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+        RecordDeadLettered(
+            stage=work.stage,
+            topic=work.topic,
+            partition=work.partition,
+            offset=work.kafka_offset,
+            reason=work.reason[:500],
+        ).emit()
+
+    async def close(self) -> None:
+        await self._producer.stop()

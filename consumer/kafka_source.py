@@ -1,0 +1,130 @@
+"""The only module that talks to aiokafka's consumer: fetch, pause/resume, commit, rebalance callbacks.
+
+Auto-commit is off: offsets are committed only through :meth:`KafkaSource.commit`, with positions
+computed by :class:`consumer.offsets.PartitionOffsets` (resolved records only). A rebalance is
+forwarded to a :class:`PartitionListener` as plain ``(topic, partition)`` keys; the revoke callback
+runs while this member still owns the partitions, so it may commit their final positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumer.config import KafkaConfig
+from consumer.telemetry import CommitFailed, OffsetsCommitted
+from consumer.work import TopicPartitionKey
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+class PartitionListener(Protocol):
+    """What the indexer does when the group moves partitions."""
+
+    async def partitions_assigned(self, partitions: Sequence[TopicPartitionKey]) -> None: ...
+
+    async def partitions_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None: ...
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, target: PartitionListener) -> None:
+        self._target = target
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._target.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._target.partitions_assigned([(tp.topic, tp.partition) for tp in assigned])
+
+
+class KafkaSource:
+    """A consumer-group member reading ``cfg.topics`` with manual commits."""
+
+    def __init__(self, cfg: KafkaConfig, listener: PartitionListener) -> None:
+        self.cfg = cfg
+        self._listener = _Rebalance(listener)
+        self._consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap,
+            group_id=cfg.group_id,
+            client_id=cfg.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=cfg.max_poll_records,
+            fetch_max_bytes=cfg.fetch_max_bytes,
+            session_timeout_ms=int(cfg.session_timeout * 1000),
+            heartbeat_interval_ms=max(1000, int(cfg.session_timeout * 1000) // 3),
+            # Topics created after start (e.g. logpipe-trace) are picked up within this period.
+            metadata_max_age_ms=30_000,
+        )
+        self._paused = False
+
+    async def start(self) -> None:
+        """Connect and join the group (partitions arrive through the listener)."""
+        await self._consumer.start()
+        self._consumer.subscribe(topics=list(self.cfg.topics), listener=self._listener)
+
+    async def fetch(self, timeout_s: float, max_records: int | None = None) -> dict[TopicPartitionKey, list[Record]]:
+        """Records fetched within ``timeout_s``, per partition, in offset order (empty while paused)."""
+        batches: dict[Any, list[Record]] = await self._consumer.getmany(
+            timeout_ms=int(timeout_s * 1000), max_records=max_records
+        )
+        return {(tp.topic, tp.partition): recs for tp, recs in batches.items() if recs}
+
+    def _tps(self, keys: Iterable[TopicPartitionKey]) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in keys]
+
+    def pause_all(self) -> bool:
+        """Stop fetching every assigned partition (the member stays in the group); True if it changed."""
+        assigned = self._consumer.assignment()
+        if assigned:
+            self._consumer.pause(*assigned)
+        changed = not self._paused
+        self._paused = True
+        return changed
+
+    def resume_all(self) -> bool:
+        """Fetch every assigned partition again; True if it changed."""
+        assigned = self._consumer.assignment()
+        if assigned:
+            self._consumer.resume(*assigned)
+        changed = self._paused
+        self._paused = False
+        return changed
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def reapply_pause(self) -> None:
+        """Pause newly assigned partitions too while fetching is paused."""
+        if self._paused:
+            self.pause_all()
+
+    def assignment(self) -> set[TopicPartitionKey]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def commit(self, positions: dict[TopicPartitionKey, int]) -> bool:
+        """Commit ``positions`` (next offset to read) for partitions still assigned; False on failure."""
+        owned = self._consumer.assignment()
+        offsets = {TopicPartition(t, p): pos for (t, p), pos in positions.items() if TopicPartition(t, p) in owned}
+        if not offsets:
+            return True
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            CommitFailed(error=repr(exc)).emit()
+            return False
+        OffsetsCommitted(offsets={f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()}).emit()
+        return True
+
+    def lag(self, tp: TopicPartitionKey, position: int) -> int | None:
+        """Records between ``position`` and the partition's high watermark, if known."""
+        hw = self._consumer.highwater(TopicPartition(*tp))
+        return None if hw is None else max(0, hw - position)
+
+    async def close(self) -> None:
+        """Leave the group (commits are the caller's business, done before)."""
+        await self._consumer.stop()

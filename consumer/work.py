@@ -1,0 +1,45 @@
+"""One unit of work on its way to being resolved: a document (or a dead letter) and its Kafka records.
+
+A :class:`Work` carries the cursor with it (STYLE.md #3): the partition, the generation of that
+partition's assignment, and every Kafka offset it stands for (its own record plus the CRI fragments
+it absorbed). Whoever finishes the work — Elasticsearch accepted the document, or the dead-letter
+topic acknowledged it — hands it back to :class:`consumer.offsets.PartitionOffsets`; nothing else
+moves a commit position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(slots=True, eq=False)
+class Work:
+    """A document to index (``doc`` set) or a record to dead-letter (``reason`` set)."""
+
+    topic: str
+    partition: int
+    generation: int
+    offsets: list[int]
+    """Kafka offsets resolved together with this work (may be empty for an expired CRI flush)."""
+    raw: bytes
+    """The original record value (the line), kept for the dead-letter topic."""
+    headers: list[tuple[str, bytes]]
+    key: bytes | None
+    kafka_offset: int
+    """The offset of the record this work came from (the last one, for reassembled CRI lines)."""
+    doc: dict[str, Any] | None = None
+    log_type: str = ""
+    index: str = ""
+    doc_id: str = ""
+    reason: str = ""
+    stage: str = "parse"
+    """Where it failed, for dead letters: ``parse`` (unparseable line) or ``index`` (Elasticsearch refused it)."""
+    size: int = field(default=0)
+    """Bytes this work holds in memory (counted against ``bulk.max_buffered_bytes``)."""
+
+    @property
+    def tp(self) -> TopicPartitionKey:
+        return (self.topic, self.partition)

@@ -1,0 +1,30 @@
+# The node agent: `logpipe ship`. Build from the repository root:
+#   docker build -f deploy/docker/shipper.Dockerfile -t logpipe-shipper .
+#
+# It runs as uid 0 on purpose, but with every capability dropped except DAC_READ_SEARCH (set in the
+# DaemonSet's securityContext, deploy/k8s/base/shipper-daemonset.yaml): files in EmptyDir volumes
+# belong to whatever uid each application runs as (often 0600), and /var/log/pods files are
+# root-owned 0640. DAC_READ_SEARCH lets it read and traverse them, and nothing else: it cannot write
+# to them (no DAC_OVERRIDE), chown, or open devices (refused in shipper/safe_open.py anyway). A non-root
+# uid cannot hold that capability without ambient capabilities, which Kubernetes does not grant.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+# README.md* : the project readme, when the tree has one (pyproject names it).
+COPY pyproject.toml README.md* ./
+COPY logpipe ./logpipe
+COPY shipper ./shipper
+COPY consumer ./consumer
+COPY parsers ./parsers
+RUN pip install . && rm -rf /src
+
+WORKDIR /
+EXPOSE 9102
+USER 0
+ENTRYPOINT ["logpipe"]
+CMD ["ship", "--config", "/etc/logpipe/shipper.yaml"]

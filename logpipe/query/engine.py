@@ -1,0 +1,259 @@
+"""Plan a query into one DuckDB statement, run it, and account for malformed lines.
+
+The statement groups by a hidden ``_bad`` flag first, so the same pass that answers the query
+also counts the candidate rows of the fast reader (:mod:`logpipe.query.source`). When there are
+none -- the usual case -- nothing else runs. Otherwise a validating scan (about a third of the
+query's time) counts the malformed lines; only if some candidates are valid lines that the query
+must keep does the query run again on the exact reader. The first malformed line's position is
+found by a Python scan of the one file that holds it, stopping at that line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from logpipe.expr import Expr
+from logpipe.fields import Dialect
+from logpipe.query.aggregates import Agg, SpecError
+from logpipe.query.columns import ISO_FORMAT, FieldResolver
+from logpipe.query.frame import Frame, keeps_missing
+from logpipe.query.inputs import Inputs, first_malformed, sample_keys
+from logpipe.query.source import ExactSource, FastSource, Source, malformed_sql
+from logpipe.query.timerange import TimeRange
+
+BUCKET_KEY = "time"
+"""The output key of the ``--every`` bucket."""
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """What to compute: a filter, group fields, aggregates, top N, time buckets and range."""
+
+    where: Expr | None = None
+    by: tuple[str, ...] = ()
+    aggs: tuple[Agg, ...] = (Agg("count", None, 0.0, "count"),)
+    top: int | None = None
+    every: float | None = None
+    range: TimeRange = field(default_factory=TimeRange)
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """How many lines were skipped as not one JSON object, and where the first one is."""
+
+    count: int = 0
+    first: str | None = None
+
+    def message(self) -> str | None:
+        """The stderr line, e.g. ``3 malformed lines skipped, first at access.log:1042``."""
+        if not self.count:
+            return None
+        noun = "line" if self.count == 1 else "lines"
+        where = f", first at {self.first}" if self.first else ""
+        return f"{self.count} malformed {noun} skipped{where}"
+
+
+@dataclass
+class Table:
+    """A result: column names (group keys then aggregates, as written), their kinds, and rows."""
+
+    columns: list[str]
+    kinds: list[str]  # "group:<text|number|time>" or "agg:<func>"
+    rows: list[tuple[Any, ...]]
+
+
+class Engine:
+    """One DuckDB connection over one set of inputs, read with one dialect."""
+
+    def __init__(self, inputs: Inputs, dialect: Dialect, *, progress: bool = False) -> None:
+        self.inputs = inputs
+        self.dialect = dialect
+        self.progress = progress
+        self.con = duckdb.connect()
+        # Session time zone UTC: naive timestamps mean UTC and output is UTC on every machine.
+        self.con.execute("SET TimeZone = 'UTC'").fetchall()
+        # Progress is tracked for the bar on stderr but never printed by DuckDB itself.
+        self.con.execute(f"SET enable_progress_bar = {'true' if progress else 'false'}").fetchall()
+        self.con.execute("SET enable_progress_bar_print = false").fetchall()
+        self._sample: set[str] | None = None
+
+    # ------------------------------------------------------------------------------------- plumbing
+
+    def sample(self) -> set[str]:
+        """The top-level keys of the first lines of the first input (read once)."""
+        if self._sample is None:
+            self._sample = sample_keys(self.inputs)
+        return self._sample
+
+    def has_key(self, name: str) -> bool:
+        """Whether the first lines of the first input have the top-level key ``name``."""
+        return name in self.sample()
+
+    def resolver(self, source: Source) -> FieldResolver:
+        first = self.inputs.names[0] if self.inputs.names else "-"
+        return FieldResolver(self.dialect, source.raw, self.has_key, f"in the first lines of {first}")
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run ``sql``; with ``progress`` a bar on stderr follows DuckDB's own progress."""
+        if not self.progress:
+            return self.con.execute(sql).fetchall()
+        return _with_progress_bar(self.con, sql)
+
+    def malformed(self, candidates: int) -> Malformed:
+        """Count the malformed lines when the fast pass saw candidate rows (see module doc)."""
+        if candidates == 0:
+            return Malformed()
+        count, file_index = self.execute(malformed_sql(self.inputs.paths))[0]
+        if not count:
+            return Malformed()
+        first = None
+        if file_index is not None:
+            line = first_malformed(self.inputs.paths[file_index])
+            if line is not None:
+                first = f"{self.inputs.display(file_index)}:{line}"
+        return Malformed(int(count), first)
+
+    # ---------------------------------------------------------------------------------------- query
+
+    def query(self, spec: QuerySpec) -> tuple[Table, Malformed]:
+        """Run ``spec``; the table excludes malformed lines, which are counted in the second value."""
+        fast = FastSource(self.inputs.paths)
+        sql, table = self.plan(spec, fast)
+        exact = not fast.usable()
+        if exact:
+            sql, table = self.plan(spec, ExactSource(self.inputs.paths))
+        rows = self.execute(sql)
+        candidates = int(rows[0][-1]) if rows and rows[0][0] else 0
+        bad = self.malformed(candidates)
+        if not exact and candidates != bad.count and keeps_missing(spec.where, spec.range):
+            # Some candidates are valid lines without any of the keys, and the query keeps them.
+            sql, table = self.plan(spec, ExactSource(self.inputs.paths))
+            rows = self.execute(sql)
+        table.rows = [tuple(r[1:-1]) for r in rows if not r[0]]
+        if spec.top is not None and spec.every is None:
+            table.rows = table.rows[: spec.top]
+        if not table.rows and not spec.by and spec.every is None:
+            table.rows = [tuple(0 if a.func in ("count", "distinct") else None for a in spec.aggs)]
+        return table, bad
+
+    def frame(self, spec: QuerySpec, source: Source) -> Frame:
+        """The per-line layer of ``spec`` over ``source``."""
+        # Sentinels: a valid line rarely lacks its time, so reading the time keys the data uses keeps
+        # the fast reader's candidate rows down to the malformed lines (unused keys cost nothing).
+        for key in self.dialect.spec("time").keys:
+            if self.has_key(key):
+                source.raw(key, "VARCHAR")
+        return Frame(self.resolver(source), source, spec.where, spec.range)
+
+    def plan(self, spec: QuerySpec, source: Source) -> tuple[str, Table]:
+        """The SQL for ``spec`` over ``source`` and the (empty) result table it fills."""
+        f = self.frame(spec, source)
+        select: list[str] = ["_bad"]
+        columns: list[str] = []
+        kinds: list[str] = []
+        groups: list[str] = []
+        if spec.every is not None:
+            if BUCKET_KEY in spec.by:
+                raise SpecError(f"--by {BUCKET_KEY} with --every: the bucket is already the {BUCKET_KEY} key")
+            micros = round(spec.every * 1_000_000)
+            select.append(f"strftime(time_bucket(to_microseconds({micros}), {f.ts()}), '{ISO_FORMAT}') AS _bucket")
+            groups.append("_bucket")
+            columns.append(BUCKET_KEY)
+            kinds.append("group:time")
+        for i, name in enumerate(spec.by):
+            select.append(f"{f.text(name)} AS g{i}")
+            groups.append(f"g{i}")
+            columns.append(name)
+            kinds.append(f"group:{f.column(name).type}")
+        for i, agg in enumerate(spec.aggs):
+            col = f.column(agg.field) if agg.field is not None else None
+            select.append(f"{agg.sql(col)} AS a{i}")
+            columns.append(agg.key)
+            kinds.append(f"agg:{agg.func}")
+        select.append("count(*) AS _n")
+
+        order_groups = [g for g in groups if g != "_bucket"]
+        by_agg = ["a0 DESC NULLS LAST", *(f"{g} ASC NULLS LAST" for g in order_groups)]
+        tail = ""
+        if spec.every is not None:
+            if spec.top is not None:
+                tail += (
+                    f" QUALIFY _bad OR row_number() OVER (PARTITION BY _bad, _bucket ORDER BY"
+                    f" {', '.join(by_agg)}) <= {int(spec.top)}"
+                )
+            tail += " ORDER BY _bad DESC, _bucket ASC NULLS LAST, " + ", ".join(by_agg)
+        else:
+            tail += " ORDER BY _bad DESC, " + ", ".join(by_agg)
+            if spec.top is not None:
+                tail += f" LIMIT {int(spec.top) + 1}"
+        sql = (
+            f"{f.sql()} SELECT {', '.join(select)} FROM _f WHERE {f.condition}"
+            f" GROUP BY {', '.join(['_bad', *groups])}{tail}"
+        )
+        return sql, Table(columns, kinds, [])
+
+    def materialize(self, name: str, spec: QuerySpec, columns: dict[str, str]) -> Malformed:
+        """``CREATE TEMP TABLE name`` holding the lines ``spec`` selects, one column per ``alias: sql``.
+
+        The SQL of each column is written over ``_f`` (see :meth:`frame`): use ``{field}`` placeholders,
+        e.g. ``{"status": "{status}", "minute": "time_bucket(INTERVAL 1 minute, {time})"}``.
+        """
+        fast = FastSource(self.inputs.paths)
+        sources: list[Source] = [fast] if fast.usable() else []
+        for attempt in range(2):
+            source = fast if attempt == 0 and sources else ExactSource(self.inputs.paths)
+            f = self.frame(spec, source)
+            cols = ", ".join(f"{_fill(sql, f)} AS {alias}" for alias, sql in columns.items())
+            self.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS {f.sql()} SELECT _bad, {cols} FROM _f WHERE {f.condition}"
+            )
+            candidates = self.con.execute(f"SELECT count(*) FROM {name} WHERE _bad").fetchall()[0][0]
+            bad = self.malformed(int(candidates))
+            if source is not fast or candidates == bad.count or not keeps_missing(spec.where, spec.range):
+                break
+        self.con.execute(f"DELETE FROM {name} WHERE _bad").fetchall()
+        return bad
+
+
+def _fill(template: str, f: Frame) -> str:
+    """Replace ``{field}`` placeholders with the field's alias in the frame."""
+    return re.sub(r"\{([^{}]+)\}", lambda m: f.column(m.group(1)).sql, template)
+
+
+def _with_progress_bar(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["rows"] = con.execute(sql).fetchall()
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="duckdb-query", daemon=True)
+    columns = (TextColumn("reading"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("query", total=100.0)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+                done = con.query_progress()
+                if done >= 0:
+                    bar.update(task, completed=done)
+        except KeyboardInterrupt:
+            con.interrupt()
+            worker.join()
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    rows: list[tuple[Any, ...]] = outcome["rows"]
+    return rows

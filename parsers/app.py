@@ -1,0 +1,60 @@
+"""Application lines (type ``app``, and the content of CRI lines): a JSON object or plain text.
+
+A JSON object is mapped with the dialect like an access line, except that its ``msg``/``message``
+becomes ``message`` (the whole line when it has none). Anything else is plain text: ``message`` is
+the line, ``log.level`` is guessed only when the line starts with a level (see ``levels.py``), and
+``@timestamp`` comes from a leading timestamp with an explicit offset when there is one.
+A line that starts with ``{`` but is not valid JSON is kept as text and flagged ``invalid_json``.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from parsers.document import Draft
+from parsers.fieldmap import FieldMap
+from parsers.levels import guess_level, leading_time
+from parsers.result import Parsed
+from parsers.timestamps import to_iso
+
+
+def decode_text(value: bytes, draft: Draft) -> str:
+    """The line as text; invalid UTF-8 is replaced and flagged ``invalid_utf8``."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        draft.flag("invalid_utf8")
+        return value.decode("utf-8", "replace")
+
+
+def map_content(value: bytes, draft: Draft, fieldmap: FieldMap) -> bool:
+    """Map a JSON-object-or-text line into ``draft``; returns whether it set ``@timestamp``."""
+    if value[:1] == b"{" or value.lstrip()[:1] == b"{":
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            draft.flag("invalid_json")
+        else:
+            if isinstance(obj, dict):
+                has_time = fieldmap.apply(obj, draft, use_msg=True)
+                if "message" not in draft.doc:
+                    draft.doc["message"] = value.decode().rstrip("\r")
+                return has_time
+    text = decode_text(value, draft).rstrip("\r")
+    draft.doc["message"] = text
+    level = guess_level(text)
+    if level is not None:
+        draft.put(("log", "level"), level)
+    if text[:1].isdigit():
+        lt = leading_time(text)
+        if lt is not None and not lt[1]:  # a time without offset would be a guess
+            draft.doc["@timestamp"] = to_iso(lt[0])
+            return True
+    return False
+
+
+def parse_app(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed:
+    """An ``app`` line as a document (never fails: any bytes are at least a message)."""
+    if not map_content(value, draft, fieldmap):
+        draft.set_timestamp(None)
+    return Parsed(draft.finish(), "app")

@@ -1,0 +1,52 @@
+"""Configuration of the Kafka sink (the ``kafka:`` section of the shipper config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from logpipe.config_base import StrictModel
+from logpipe.durations import Duration
+
+
+class KafkaSinkConfig(StrictModel):
+    """Where and how lines are produced. ``acks=all`` and idempotence are fixed: they are the contract."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    """Bootstrap servers, ``host:port[,host:port...]``."""
+    client_id: str = "logpipe-shipper"
+    """Client id shown in broker logs and quotas."""
+    compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
+    """Compression of record batches."""
+    batch_max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
+    """Largest record batch per partition (producer ``max_batch_size``)."""
+    max_request_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
+    """Largest produce request; keep it at or below the broker's ``message.max.bytes``."""
+    linger: Duration = 0.005
+    """How long the producer waits to fill a batch, e.g. ``5ms``."""
+    request_timeout: Duration = 15.0
+    """How long one produce request may take before the batch is retried, e.g. ``15s``."""
+    topics: dict[str, str] = Field(default_factory=dict)
+    """Topic per log type for lines whose rule names none, e.g. ``{access: web-access}``;
+    unset types go to ``logpipe-<type>``."""
+    dead_letter_topic: str = "logpipe-deadletter"
+    """Topic of dead-lettered lines (over-long, or refused by the broker); the reason is in ``lp.flags``."""
+    create_topics: bool = True
+    """Create a missing topic on first use (``partitions`` partitions, replication 1: for local runs
+    and tests; production clusters usually pre-create topics and set this to false)."""
+    partitions: int = Field(default=3, ge=1)
+    """Partitions of topics created by ``create_topics``."""
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_ok(cls, v: str) -> str:
+        for part in v.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"invalid bootstrap {v!r} — fix: use host:port, e.g. 127.0.0.1:9092")
+        return v
+
+    def topic_for(self, log_type: str) -> str:
+        """The default topic of a log type."""
+        return self.topics.get(log_type) or f"logpipe-{log_type}"

@@ -1,0 +1,231 @@
+"""The Kafka sink: batches of lines -> record batches per partition, ``acks=all``, idempotent.
+
+This is the only module that talks to aiokafka. :meth:`KafkaSink.send` groups a batch's records
+by topic and partition (the key is the Component, partitioned with Kafka's murmur2 like every other
+client, so one service's lines stay ordered in one partition), builds record batches directly
+(``create_batch``/``send_batch``: no per-record future), and returns one
+:class:`~logpipe.delivery.BatchStatus` once every record batch is acknowledged by all in-sync
+replicas, or failed.
+
+Record value: the original line bytes. Headers: the line's :meth:`LineRecord.headers`, built with
+the per-file part computed once per file instead of once per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+)
+from aiokafka.partitioner import murmur2
+
+from logpipe import envelope as ev
+from logpipe.delivery import BatchStatus
+from logpipe.envelope import LineRecord, SourceMeta
+from shipper.sinks.kafka.config import KafkaSinkConfig
+
+log = logging.getLogger("logpipe.shipper.kafka")
+
+_REJECT = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError)
+
+
+class _HeaderCache:
+    """The per-file part of a record's headers, computed once per :class:`SourceMeta`."""
+
+    def __init__(self, limit: int = 8192) -> None:
+        self._by_id: dict[int, tuple[SourceMeta, list[tuple[str, bytes]], tuple[str, bytes]]] = {}
+        self._limit = limit
+
+    def parts(self, m: SourceMeta) -> tuple[list[tuple[str, bytes]], tuple[str, bytes]]:
+        hit = self._by_id.get(id(m))
+        if hit is not None and hit[0] is m:
+            return hit[1], hit[2]
+        head = [
+            (ev.H_NODE, m.node.encode()),
+            (ev.H_NAMESPACE, m.namespace.encode()),
+            (ev.H_POD, m.pod.encode()),
+            (ev.H_POD_UID, m.pod_uid.encode()),
+            (ev.H_CONTAINER, m.container.encode()),
+            (ev.H_COMPONENT, m.component.encode()),
+            (ev.H_TYPE, m.log_type.encode()),
+            (ev.H_PATH, m.path.encode()),
+        ]
+        fid = (ev.H_FILE_ID, m.file_id.encode())
+        if len(self._by_id) >= self._limit:
+            self._by_id.clear()
+        self._by_id[id(m)] = (m, head, fid)
+        return head, fid
+
+
+def record_headers(cache: _HeaderCache, r: LineRecord) -> list[tuple[str, bytes]]:
+    """Exactly ``r.headers()``, with the per-file part shared."""
+    head, fid = cache.parts(r.meta)
+    h = [*head, (ev.H_OFFSET, str(r.offset).encode()), fid, (ev.H_READ_TS, str(r.read_ts_ms).encode())]
+    if r.flags:
+        h.append((ev.H_FLAGS, ",".join(r.flags).encode()))
+    return h
+
+
+class KafkaSink:
+    """Implements ``shipper.sinks.base.Sink`` on aiokafka."""
+
+    name = "kafka"
+
+    def __init__(self, cfg: KafkaSinkConfig) -> None:
+        self.cfg = cfg
+        self._producer: AIOKafkaProducer | None = None
+        self._connected = False
+        self._ready_topics: set[str] = set()
+        self._partitions: dict[str, list[int]] = {}
+        self._key_part: dict[tuple[bytes, int], int] = {}
+        self._headers = _HeaderCache()
+        self._topic_lock = asyncio.Lock()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        c = self.cfg
+        return AIOKafkaProducer(
+            bootstrap_servers=c.bootstrap,
+            client_id=c.client_id,
+            acks="all",
+            enable_idempotence=True,
+            compression_type=None if c.compression == "none" else c.compression,
+            max_batch_size=c.batch_max_bytes,
+            max_request_size=c.max_request_bytes,
+            linger_ms=int(c.linger * 1000),
+            request_timeout_ms=int(c.request_timeout * 1000),
+        )
+
+    async def start(self) -> None:
+        """Connect; raises ``KafkaError`` if no broker answers (the caller retries)."""
+        producer = self._new_producer()
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
+        self._connected = True
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def close(self) -> None:
+        """Flush what the producer holds and disconnect."""
+        if self._producer is not None:
+            p, self._producer = self._producer, None
+            with contextlib.suppress(Exception):
+                await p.stop()
+        self._connected = False
+
+    def topic_of(self, r: LineRecord) -> str:
+        if "deadletter" in r.flags:
+            return self.cfg.dead_letter_topic
+        return r.topic or self.cfg.topic_for(r.meta.log_type)
+
+    async def _ensure_topic(self, topic: str) -> list[int]:
+        parts = self._partitions.get(topic)
+        if parts is not None:
+            return parts
+        assert self._producer is not None
+        async with self._topic_lock:
+            if topic not in self._ready_topics and self.cfg.create_topics:
+                await self._create_topic(topic)
+                self._ready_topics.add(topic)
+            found = await self._producer.partitions_for(topic)
+            parts = sorted(found)
+            self._partitions[topic] = parts
+            return parts
+
+    async def _create_topic(self, topic: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.cfg.bootstrap, client_id=f"{self.cfg.client_id}-admin",
+                                    request_timeout_ms=int(self.cfg.request_timeout * 1000))
+        await admin.start()
+        try:
+            resp: Any = await admin.create_topics([NewTopic(topic, self.cfg.partitions, 1)])
+            for _name, code, *_ in getattr(resp, "topic_errors", []) or []:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    log.warning("create topic %s: error code %s", topic, code)
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            await admin.close()
+
+    def _partition(self, key: bytes, parts: list[int]) -> int:
+        k = (key, len(parts))
+        p = self._key_part.get(k)
+        if p is None:
+            p = parts[(murmur2(key) & 0x7FFFFFFF) % len(parts)]
+            if len(self._key_part) > 65536:
+                self._key_part.clear()
+            self._key_part[k] = p
+        return p
+
+    async def send(self, batch: Sequence[LineRecord]) -> BatchStatus:
+        """Deliver ``batch``; DELIVERED once every record is acknowledged by all in-sync replicas.
+
+        ERRORED on a timeout, a lost connection or a broker error (the caller sends again);
+        REJECTED when the broker refuses a record for good (too large, invalid topic). Cancelling
+        the call leaves the batch unacknowledged.
+        """
+        producer = self._producer
+        if producer is None:
+            return BatchStatus.ERRORED  # not connected (yet): the agent keeps connecting
+        try:
+            futures = await self._enqueue(producer, batch)
+        except _REJECT:
+            return BatchStatus.REJECTED
+        except (TimeoutError, KafkaError, OSError) as exc:
+            self._connected = False
+            log.debug("enqueue failed: %r", exc)
+            return BatchStatus.ERRORED
+        status = BatchStatus.DELIVERED
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException):
+                if isinstance(res, asyncio.CancelledError):
+                    raise res
+                st = BatchStatus.REJECTED if isinstance(res, _REJECT) else BatchStatus.ERRORED
+                status = status.merge(st)
+        self._connected = status is not BatchStatus.ERRORED
+        return status
+
+    async def _enqueue(self, producer: AIOKafkaProducer, batch: Sequence[LineRecord]) -> list[asyncio.Future[Any]]:
+        groups: dict[tuple[str, int], list[LineRecord]] = {}
+        for r in batch:
+            topic = self.topic_of(r)
+            parts = self._partitions.get(topic) or await self._ensure_topic(topic)
+            groups.setdefault((topic, self._partition(r.meta.component.encode(), parts)), []).append(r)
+        futures: list[asyncio.Future[Any]] = []
+        cache = self._headers
+        for (topic, partition), records in groups.items():
+            builder = producer.create_batch()
+            n = 0
+            for r in records:
+                h = record_headers(cache, r)
+                key = r.key
+                if builder.append(timestamp=None, key=key, value=r.value, headers=h) is None:
+                    if n == 0:
+                        raise MessageSizeTooLargeError(f"a record of {len(r.value)} bytes exceeds the batch size")
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = producer.create_batch()
+                    n = 0
+                    if builder.append(timestamp=None, key=key, value=r.value, headers=h) is None:
+                        raise MessageSizeTooLargeError(f"a record of {len(r.value)} bytes exceeds the batch size")
+                n += 1
+            if n:
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+        return futures

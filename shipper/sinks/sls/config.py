@@ -1,0 +1,79 @@
+"""Configuration of the SLS sink (``sink: {type: sls, ...}`` in the shipper config).
+
+Credentials: ``access_key_id`` and ``access_key_secret`` may be written in the file, but the secret
+is better given in the environment variable named by ``access_key_secret_env``. With neither, the
+dev server's key (``logpipe dev`` / ``logpipe/devservices/sls_server.py``) is used, so a local run
+needs no configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from logpipe.config_base import StrictModel
+from logpipe.durations import Duration
+
+DEV_ACCESS_KEY_ID = "logpipe-dev"
+DEV_ACCESS_KEY_SECRET = "logpipe-dev-secret"  # the local dev server's key: not a credential
+
+
+class SlsSinkConfig(StrictModel):
+    """Where lines go in SLS, how they are grouped, and how many requests run at once."""
+
+    type: Literal["sls"] = "sls"
+    """Selects this sink in the shipper config."""
+    endpoint: str = "http://127.0.0.1:17010"
+    """Service endpoint, e.g. ``https://cn-hangzhou.log.aliyuncs.com`` (the default is the dev server)."""
+    project: str = "logpipe"
+    """SLS project."""
+    logstore: str = "logpipe-{log_type}"
+    """Logstore per line; ``{log_type}`` (access, app, stdout, trace) and ``{namespace}`` are filled in."""
+    topic: Literal["component", "log_type", "namespace", "none"] = "component"
+    """What ``__topic__`` holds."""
+    access_key_id: str = DEV_ACCESS_KEY_ID
+    """AccessKey id."""
+    access_key_secret: SecretStr | None = None
+    """AccessKey secret; prefer ``access_key_secret_env``."""
+    access_key_secret_env: str = "LOGPIPE_SLS_ACCESS_KEY_SECRET"
+    """Environment variable holding the secret when ``access_key_secret`` is not set."""
+    compression: Literal["lz4", "none"] = "lz4"
+    """Body compression of PutLogs (``x-log-compresstype``)."""
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    """PutLogs requests running at once (each holds one worker thread: the SDK is synchronous)."""
+    max_group_lines: int = Field(default=4096, ge=1, le=40960)
+    """Most lines per LogGroup (one PutLogs request); a batch is split beyond it."""
+    max_group_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=9 * 1024 * 1024)
+    """Most line bytes per LogGroup (SLS refuses bodies over 10 MB)."""
+    request_timeout: Duration = 30.0
+    """How long one PutLogs request may take, e.g. ``30s``."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_ok(cls, v: str) -> str:
+        rest = v.split("://", 1)[1] if "://" in v else v
+        if not rest or rest.startswith((":", "/")) or (v.split("://")[0] not in ("http", "https") and "://" in v):
+            raise ValueError(f"invalid endpoint {v!r} — fix: use e.g. https://cn-hangzhou.log.aliyuncs.com")
+        return v.rstrip("/")
+
+    @field_validator("logstore")
+    @classmethod
+    def _logstore_ok(cls, v: str) -> str:
+        try:
+            v.format(log_type="access", namespace="default")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(
+                f"invalid logstore template {v!r} — fix: use only {{log_type}} and {{namespace}}"
+            ) from None
+        return v
+
+    def secret(self) -> str:
+        """The AccessKey secret: from the file, else the environment, else the dev server's."""
+        if self.access_key_secret is not None:
+            return self.access_key_secret.get_secret_value()
+        return os.environ.get(self.access_key_secret_env) or DEV_ACCESS_KEY_SECRET
+
+    def logstore_for(self, log_type: str, namespace: str) -> str:
+        return self.logstore.format(log_type=log_type, namespace=namespace)

@@ -1,0 +1,24 @@
+"""Retention without ILM: which daily indices are old enough to delete (by the day in their name)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from consumer.retention import expired_indices
+
+
+def test_only_days_before_the_cutoff_of_this_prefix_are_expired() -> None:
+    names = [
+        "logpipe-access-2026.11.19",
+        "logpipe-access-2026.11.20",
+        "logpipe-stdout-2026.11.01",
+        "logpipe-app-2026.11.27",
+        "logpipe-staging-access-2026.01.01",  # another environment's prefix
+        "other-access-2020.01.01",
+        "logpipe-access-latest",
+        "logpipe-access-2026.13.01",  # not a date
+    ]
+
+    expired = expired_indices(names, "logpipe", retention_days=7, today=date(2026, 11, 27))
+
+    assert expired == ["logpipe-access-2026.11.19", "logpipe-stdout-2026.11.01"]

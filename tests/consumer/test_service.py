@@ -1,0 +1,132 @@
+"""The consumer end to end on the real Kafka and Elasticsearch: lines in, documents out, nothing lost.
+
+Each test produces lines exactly as the shipper writes them (value, key, headers) and runs the
+consumer in-process; the outage, crash and rebalance stories live in their own modules.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from consumer.deadletter import H_DLQ_REASON, H_DLQ_SOURCE, H_DLQ_STAGE
+from logpipe.envelope import H_FILE_ID, H_OFFSET, document_id
+from tests.consumer.story import ConsumerStory
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_line_becomes_one_document_with_its_fields(story: ConsumerStory) -> None:
+    access = story.access_lines(300)
+    await story.produce(access)
+    await story.produce(story.cri_lines(["plain text line", '{"level":"error","msg":"boom"}']))
+    await story.produce(story.cri_lines(["a long line cut in fragments by the runtime"], split=10))
+
+    async with story.consumer():
+        await story.wait_for_docs(story.line_count)
+        await story.wait_committed()
+
+    docs = {h["_id"]: h for h in await story.docs()}
+    assert len(docs) == story.line_count == 303
+    assert set(docs) == story.expected_ids()
+
+    first = access[1]
+    hit = docs[document_id(first.meta.file_id, first.offset)]
+    src = hit["_source"]
+    assert hit["_index"] == f"{story.prefix}-access-2026.11.27"  # 10:00+08:00 is 02:00 UTC the same day
+    assert src["trace"]["id"] == "trace-00000001"  # traceId lands in trace.id
+    assert src["http"]["response"]["status_code"] == 200
+    assert src["http"]["request"]["method"] == "GET"
+    assert src["url"]["path"] == "/api/pay/1"
+    assert src["event"]["duration"] == 12_000_000  # latency in ms -> ns
+    assert src["service"]["name"] == "pay-gw"
+    assert src["kubernetes"]["pod"]["name"] == "pay-gw-1"
+    assert src["log"]["offset"] == first.offset
+    assert src["event"]["ingested"].endswith("Z")
+    assert src["message"] == first.value.decode()
+
+    cri = [h["_source"] for h in docs.values() if h["_source"]["logpipe"]["type"] == "stdout"]
+    messages = sorted(d.get("message", "") for d in cri)
+    assert "a long line cut in fragments by the runtime" in messages
+    assert "plain text line" in messages
+    assert all(h["_index"] == f"{story.prefix}-stdout-2026.11.27" for h in docs.values()
+               if h["_source"]["logpipe"]["type"] == "stdout")
+
+
+async def test_a_poison_record_is_dead_lettered_and_the_rest_indexed(story: ConsumerStory) -> None:
+    good = story.access_lines(50)
+    poison = story.access_lines(1)
+    poison = [type(poison[0])(poison[0].meta, poison[0].offset, b"\x00\xffnot json {", poison[0].read_ts_ms)]
+    await story.produce(good[:25])
+    await story.produce(poison, indexable=False)
+    await story.produce(good[25:])
+
+    async with story.consumer():
+        await story.wait_for_docs(50)
+        letters = await story.dead_letters(1)
+        await story.wait_committed()
+
+    assert set(await story.doc_ids()) == story.expected_ids()
+    assert len(letters) == 1
+    letter = letters[0]
+    headers = dict(letter.headers)
+    assert letter.value == b"\x00\xffnot json {"  # the raw bytes, untouched
+    assert headers[H_DLQ_STAGE] == b"parse"
+    assert b"JSON" in headers[H_DLQ_REASON]
+    assert headers[H_FILE_ID] == poison[0].meta.file_id.encode()  # the source identity travels along
+    assert headers[H_OFFSET] == str(poison[0].offset).encode()
+    assert headers[H_DLQ_SOURCE].startswith(story.topics["access"].encode() + b"/")
+
+
+async def test_a_document_elasticsearch_refuses_is_dead_lettered_with_the_error(story: ConsumerStory) -> None:
+    # Someone created one day's index with url.path as a number: those documents cannot be indexed.
+    await story.es.indices.create(
+        index=f"{story.prefix}-access-2001.01.01",
+        mappings={"properties": {"url": {"properties": {"path": {"type": "long"}}}}},
+    )
+    fine = story.access_lines(20)
+    refused = story.access_lines(3, day="2001-01-01")
+    await story.produce(fine)
+    await story.produce(refused, indexable=False)
+
+    async with story.consumer():
+        await story.wait_for_docs(20)
+        letters = await story.dead_letters(3)
+        await story.wait_committed()
+
+    assert set(await story.doc_ids()) == story.expected_ids()
+    assert sorted(r.value for r in letters) == sorted(r.value for r in refused)
+    for letter in letters:
+        headers = dict(letter.headers)
+        assert headers[H_DLQ_STAGE] == b"index"
+        assert b"url.path" in headers[H_DLQ_REASON]
+        assert b"HTTP 400" in headers[H_DLQ_REASON]
+
+
+async def test_health_readiness_and_metrics_are_served(story: ConsumerStory) -> None:
+    await story.produce(story.access_lines(10))
+
+    async with story.consumer() as svc:
+        await story.wait_for_docs(10)
+        base = f"http://127.0.0.1:{svc.http.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/healthz") as r:
+                assert r.status == 200
+            async with http.get(base + "/readyz") as r:
+                assert r.status == 200
+                assert (await r.json())["elasticsearch"] is True
+            await story.wait_committed()
+            svc._update_lag()
+            async with http.get(base + "/metrics") as r:
+                text = await r.text()
+
+    assert svc.http.port > 0
+    for metric in (
+        "logpipe_consumer_records_consumed_total",
+        "logpipe_consumer_docs_indexed_total",
+        "logpipe_consumer_bulk_latency_seconds_bucket",
+        "logpipe_consumer_partition_lag",
+        "logpipe_consumer_dead_lettered_total",
+    ):
+        assert metric in text
+    assert f'logpipe_consumer_records_consumed_total{{topic="{story.topics["access"]}"}} 10.0' in text

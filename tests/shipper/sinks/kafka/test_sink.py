@@ -1,0 +1,88 @@
+"""The Kafka sink: headers, topics, partitions by Component, and delivery against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from logpipe.delivery import BatchStatus
+from logpipe.envelope import LineRecord, SourceMeta, decode_headers
+from shipper.sinks.kafka.config import KafkaSinkConfig
+from shipper.sinks.kafka.sink import KafkaSink, _HeaderCache, record_headers
+
+
+def meta(component: str = "web", log_type: str = "access") -> SourceMeta:
+    return SourceMeta("node-1", "default", f"{component}-7d4b9c-x2x9z", "uid-1", "", component, log_type,
+                      "/pods/uid-1/volumes/kubernetes.io~empty-dir/logs/access.log", "fingerprint::00ff")
+
+
+def test_record_headers_equal_line_record_headers() -> None:
+    cache = _HeaderCache()
+    m = meta()
+    for r in (LineRecord(m, 12, b"x", 1700000000000), LineRecord(m, 99, b"y", 1700000000001, ("truncated",))):
+        assert record_headers(cache, r) == r.headers()
+
+
+def test_dead_letters_go_to_the_dead_letter_topic_and_others_by_rule_or_type() -> None:
+    sink = KafkaSink(KafkaSinkConfig(topics={"app": "apps"}))
+    assert sink.topic_of(LineRecord(meta(), 0, b"", 0, topic="custom")) == "custom"
+    assert sink.topic_of(LineRecord(meta(log_type="app"), 0, b"", 0)) == "apps"
+    assert sink.topic_of(LineRecord(meta(), 0, b"", 0)) == "logpipe-access"
+    assert sink.topic_of(LineRecord(meta(), 0, b"", 0, ("deadletter", "reason:rejected"))) == "logpipe-deadletter"
+
+
+def test_bad_bootstrap_names_the_fix() -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        KafkaSinkConfig(bootstrap="localhost")
+
+
+async def consume(bootstrap: str, topic: str, n: int, timeout: float = 20.0) -> list[object]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    out: list[object] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(out) < n:
+                got = await consumer.getmany(timeout_ms=500)
+                for msgs in got.values():
+                    out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+@pytest.mark.integration
+async def test_batch_is_delivered_with_value_key_and_headers(kafka_bootstrap: str, unique_name: str) -> None:
+    sink = KafkaSink(KafkaSinkConfig(bootstrap=kafka_bootstrap, compression="lz4"))
+    await sink.start()
+    try:
+        recs = [LineRecord(meta(c), i, f"line {i} \xff".encode("latin-1"), 1700000000000 + i, topic=unique_name)
+                for i, c in enumerate(["web", "api", "web", "db"] * 5)]
+        assert await sink.send(recs) is BatchStatus.DELIVERED
+        assert sink.connected
+    finally:
+        await sink.close()
+    msgs = await consume(kafka_bootstrap, unique_name, len(recs))
+    assert sorted(m.value for m in msgs) == sorted(r.value for r in recs)  # type: ignore[attr-defined]
+    by_key: dict[bytes, set[int]] = {}
+    for m in msgs:
+        by_key.setdefault(m.key, set()).add(m.partition)  # type: ignore[attr-defined]
+        h = decode_headers(m.headers)  # type: ignore[attr-defined]
+        assert h["lp.component"] == m.key.decode() and h["lp.type"] == "access"  # type: ignore[attr-defined]
+    assert all(len(p) == 1 for p in by_key.values())  # one Component, one partition
+
+
+@pytest.mark.integration
+async def test_too_large_record_is_rejected_not_errored(kafka_bootstrap: str, unique_name: str) -> None:
+    sink = KafkaSink(KafkaSinkConfig(bootstrap=kafka_bootstrap, max_request_bytes=4 * 1024 * 1024))
+    await sink.start()
+    try:
+        # incompressible and past the broker's message.max.bytes (1 MiB by default)
+        big = LineRecord(meta(), 0, os.urandom(1_500_000), 0, topic=unique_name)
+        assert await sink.send([big]) is BatchStatus.REJECTED
+    finally:
+        await sink.close()

@@ -1,0 +1,141 @@
+"""The SLS sink against the local SLS server: the SDK's real requests, signatures and lz4 bodies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from logpipe.delivery import BatchStatus
+from logpipe.devservices.sls import SlsServer
+from shipper.sinks.sls.config import SlsSinkConfig
+from shipper.sinks.sls.service import SlsRequestError
+from shipper.sinks.sls.sink import SlsSink
+from tests.shipper.sinks.sls.stories import lines, meta, pull_all, sdk_client
+
+pytestmark = pytest.mark.integration
+
+KEY_ID, SECRET = "test-ak", "test-secret-0123456789"
+
+
+@pytest.fixture
+async def sls() -> AsyncIterator[SlsServer]:
+    server = SlsServer({KEY_ID: SECRET})
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def config(server: SlsServer, **over: object) -> SlsSinkConfig:
+    values: dict[str, object] = {
+        "endpoint": server.endpoint,
+        "project": "shop-prod",
+        "access_key_id": KEY_ID,
+        "access_key_secret": SECRET,
+        "request_timeout": 5,
+        **over,
+    }
+    return SlsSinkConfig.model_validate(values)
+
+
+@pytest.fixture
+async def sink(sls: SlsServer) -> AsyncIterator[SlsSink]:
+    s = SlsSink(config(sls))
+    await s.start()
+    yield s
+    await s.close()
+
+
+async def read_back(server: SlsServer, logstore: str, secret: str = SECRET) -> list[dict[str, object]]:
+    client = sdk_client(server.endpoint, KEY_ID, secret)
+    return await asyncio.to_thread(pull_all, client, "shop-prod", logstore)
+
+
+async def test_lines_and_tags_arrive_as_written(sls: SlsServer, sink: SlsSink) -> None:
+    cart, pay = meta("cart-1"), meta("pay-7")
+    batch = [*lines(cart, 6), *lines(pay, 4, start_offset=1000)]
+    assert await sink.send(batch) is BatchStatus.DELIVERED
+    assert sls.put_compressions == ["lz4", "lz4"]  # one LogGroup per file, lz4-compressed and verified
+
+    got = await read_back(sls, "logpipe-access")
+    assert len(got) == len(batch)
+    for record, log in zip(batch, got, strict=True):
+        m = record.meta
+        assert log["content"] == record.value  # the bytes as read, even invalid UTF-8
+        assert log["offset"] == str(record.offset).encode()
+        assert log.get("flags") == (b"truncated" if record.flags else None)
+        assert log["__time__"] == record.read_ts_ms // 1000
+        assert (log["__topic__"], log["__source__"]) == (m.component, m.node)
+        tags = {k.removeprefix("__tag__:"): v for k, v in log.items() if str(k).startswith("__tag__:")}
+        assert {k: v for k, v in tags.items() if not k.startswith("__")} == {
+            "namespace": m.namespace,
+            "pod": m.pod,
+            "pod_uid": m.pod_uid,
+            "container": m.container,
+            "component": m.component,
+            "node": m.node,
+            "log_type": m.log_type,
+            "path": m.path,
+            "file_id": m.file_id,
+        }
+
+
+async def test_wrong_key_is_errored_and_keeps_the_lines(sls: SlsServer) -> None:
+    # ERRORED, not REJECTED: a wrong key is a configuration fault that a fixed key cures; dead-lettering
+    # would discard every line shipped until then, retrying keeps them behind the checkpoint.
+    bad = SlsSink(config(sls, access_key_secret="wrong-secret"))
+    with pytest.raises(SlsRequestError) as err:
+        await bad.start()
+    assert (err.value.code, err.value.http_status) == ("SignatureNotMatch", 401)
+    batch = lines(meta(), 3)
+    assert await bad.send(batch) is BatchStatus.ERRORED
+    assert not bad.connected
+    await bad.close()
+    assert await read_back(sls, "logpipe-access") == []
+
+    good = SlsSink(config(sls))
+    await good.start()
+    assert await good.send(batch) is BatchStatus.DELIVERED
+    await good.close()
+    assert len(await read_back(sls, "logpipe-access")) == 3
+
+
+async def test_unavailable_server_is_errored_then_a_retry_succeeds(sls: SlsServer, sink: SlsSink) -> None:
+    batch = lines(meta(), 5)
+    sls.fail_next(1, 503, "ServerBusy", "try later")
+    assert await sink.send(batch) is BatchStatus.ERRORED
+    assert not sink.connected
+    assert await sink.send(batch) is BatchStatus.DELIVERED
+    assert sink.connected
+    got = await read_back(sls, "logpipe-access")
+    assert [log["offset"] for log in got] == [str(r.offset).encode() for r in batch]  # once each
+
+
+async def test_throttling_is_errored_and_bad_data_rejected(sls: SlsServer, sink: SlsSink) -> None:
+    sls.fail_next(1, 403, "WriteQuotaExceed", "shard write quota exceed")
+    assert await sink.send(lines(meta(), 2)) is BatchStatus.ERRORED
+    assert sink.connected  # SLS answered: throttled, not down
+    sls.fail_next(1, 400, "PostBodyInvalid", "bad body")
+    assert await sink.send(lines(meta(), 2)) is BatchStatus.REJECTED
+
+
+async def test_stopped_server_is_errored_quickly(sls: SlsServer, sink: SlsSink) -> None:
+    await sls.stop()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await sink.send(lines(meta(), 2)) is BatchStatus.ERRORED
+    assert loop.time() - started < 3  # one attempt, not the SDK's ten one-second retries
+
+
+async def test_many_batches_in_flight(sls: SlsServer) -> None:
+    sink = SlsSink(config(sls, max_in_flight=2, max_group_lines=50))
+    await sink.start()
+    batches = [lines(meta(f"pod-{i}"), 120, text="x" * 200) for i in range(8)]
+    statuses = await asyncio.gather(*(sink.send(b) for b in batches))
+    await sink.close()
+    assert set(statuses) == {BatchStatus.DELIVERED}
+    got = await read_back(sls, "logpipe-access")
+    assert sorted((log["__tag__:file_id"], log["offset"]) for log in got) == sorted(
+        (r.meta.file_id, str(r.offset).encode()) for b in batches for r in b
+    )
