@@ -30,20 +30,39 @@ def ingested_now(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1000):03d}Z"
 
 
+_OFFSET_DAYS: dict[str, str] = {}  # "YYYY-MM-DDTHH" + UTC offset -> UTC day (a line's hour decides its day)
+
+
+def _offset_day(timestamp: str) -> str | None:
+    # Cacheable only for whole-hour offsets (with +05:30 the day can change within an hour).
+    whole_hour = len(timestamp) >= 25 and timestamp[-6] in "+-" and timestamp[-3:] == ":00"
+    tz = timestamp[-6:] if whole_hour else ""
+    key = timestamp[:13] + tz if tz and timestamp[10] == "T" else ""
+    if key and (day := _OFFSET_DAYS.get(key)) is not None:
+        return day
+    try:
+        dt = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    day = dt.astimezone(UTC).strftime("%Y.%m.%d")
+    if key:
+        if len(_OFFSET_DAYS) > 10_000:
+            _OFFSET_DAYS.clear()
+        _OFFSET_DAYS[key] = day
+    return day
+
+
 def utc_day(timestamp: Any, fallback: float) -> str:
     """``YYYY.MM.DD`` of an ISO 8601 ``@timestamp`` in UTC; the day of ``fallback`` (epoch s) if unreadable."""
     if isinstance(timestamp, str) and len(timestamp) >= 10:
         # Fast path: already UTC (what the parsers write for most lines).
         if timestamp.endswith("Z") and timestamp[4] == "-" and timestamp[7] == "-":
             return f"{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
-        try:
-            dt = datetime.fromisoformat(timestamp)
-        except ValueError:
-            dt = None
-        if dt is not None:
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=UTC)
-            return dt.astimezone(UTC).strftime("%Y.%m.%d")
+        day = _offset_day(timestamp)
+        if day is not None:
+            return day
     return time.strftime("%Y.%m.%d", time.gmtime(fallback))
 
 

@@ -24,7 +24,7 @@ def parse_access(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed | Unp
     if not isinstance(obj, dict):
         return Unparseable(f"expected a JSON object, got {type(obj).__name__}")
     if not fieldmap.apply(obj, draft, use_msg=False):
-        draft.set_timestamp(None)
+        draft.fallback_time()
     # orjson accepted the bytes, so they are valid UTF-8.
     draft.doc["message"] = value.decode().rstrip("\r\n")
     return Parsed(draft.finish(), "access")

@@ -15,7 +15,6 @@ from parsers.document import Draft
 from parsers.fieldmap import FieldMap
 from parsers.levels import guess_level, leading_time
 from parsers.result import Parsed
-from parsers.timestamps import to_iso
 
 
 def decode_text(value: bytes, draft: Draft) -> str:
@@ -48,13 +47,12 @@ def map_content(value: bytes, draft: Draft, fieldmap: FieldMap) -> bool:
     if text[:1].isdigit():
         lt = leading_time(text)
         if lt is not None and not lt[1]:  # a time without offset would be a guess
-            draft.doc["@timestamp"] = to_iso(lt[0])
-            return True
+            return draft.event_time(lt[0])
     return False
 
 
 def parse_app(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed:
     """An ``app`` line as a document (never fails: any bytes are at least a message)."""
     if not map_content(value, draft, fieldmap):
-        draft.set_timestamp(None)
+        draft.fallback_time()
     return Parsed(draft.finish(), "app")

@@ -3,8 +3,9 @@
 A long line is split by the runtime into ``P`` (partial) records ended by one ``F`` record; the
 :class:`Reassembler` joins them per file and stream (stdout and stderr fragments may interleave in
 one file). The document's ``log.offset`` is the FIRST fragment's offset, so the deterministic id of
-a reassembled line is the same on every replay. A line longer than ``max_bytes`` is emitted when it
-passes the bound, flagged ``partial_overflow``, and the rest continues as a new document; fragments
+a reassembled line is the same on every replay. A line longer than ``max_bytes`` (or any fragment
+that would take all buffered lines over ``max_total_bytes``) is emitted when it passes the bound,
+flagged ``partial_overflow``, and the rest continues as a new document; fragments
 whose ``F`` never comes are emitted by :meth:`Reassembler.expire`, flagged ``partial_incomplete``.
 
 The stream (``stdout``/``stderr``) is kept as ``logpipe.stream``: ECS has no field for it
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parsers.app import map_content
-from parsers.document import Draft
+from parsers.document import DEFAULT_WINDOW, Draft, TimeWindow
 from parsers.fieldmap import FieldMap
 from parsers.result import Parsed, Partial, Unparseable
-from parsers.timestamps import parse_time, to_iso
+from parsers.timestamps import parse_time
 
 _STREAMS = (b"stdout", b"stderr")
 
@@ -69,11 +70,21 @@ class _Pending:
 class Reassembler:
     """CRI records -> documents, holding ``P`` fragments per (file, stream) until their ``F``."""
 
-    def __init__(self, fieldmap: FieldMap, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        fieldmap: FieldMap,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_total_bytes: int = 64 << 20,
+        window: TimeWindow = DEFAULT_WINDOW,
+    ) -> None:
         self.fieldmap = fieldmap
+        self.window = window
         self.max_bytes = max_bytes
+        self.max_total_bytes = max_total_bytes
         self.clock = clock
         self.pending: dict[tuple[str, str], _Pending] = {}
+        self.total = 0  # bytes buffered over all files
 
     def parse(self, value: bytes, headers: Mapping[str, str], draft: Draft) -> Parsed | Unparseable | Partial:
         """One CRI record; ``draft`` was built from this record's headers."""
@@ -85,7 +96,7 @@ class Reassembler:
         pend = self.pending.get(key)
         if pend is not None and offset is not None and pend.last_offset is not None and offset <= pend.last_offset:
             # The same records again (a replay after a rebalance): start over from this one.
-            del self.pending[key]
+            self._drop(key)
             pend = None
         if line.partial:
             if pend is None:
@@ -93,16 +104,17 @@ class Reassembler:
                 self.pending[key] = pend
             pend.parts.append(line.content)
             pend.size += len(line.content)
+            self.total += len(line.content)
             pend.last_offset = offset
-            if pend.size < self.max_bytes:
-                return Partial(draft.file_id, offset)
-            del self.pending[key]
+            if pend.size < self.max_bytes and self.total <= self.max_total_bytes:
+                return Partial(draft.file_id, offset, line.stream)
+            self._drop(key)
             absorbed = len(pend.parts) - 1
             doc = self._document(pend, b"".join(pend.parts), line.stream, "partial_overflow", draft)
             return Parsed(doc, "stdout", absorbed)
         if pend is None:
             return Parsed(self._build(draft, line.timestamp, line.content, line.stream), "stdout")
-        del self.pending[key]
+        self._drop(key)
         pend.parts.append(line.content)
         content = b"".join(pend.parts)
         return Parsed(self._document(pend, content, line.stream, None, draft), "stdout", len(pend.parts) - 1)
@@ -113,8 +125,8 @@ class Reassembler:
         out: list[Parsed] = []
         for key, pend in list(self.pending.items()):
             if pend.started <= limit:
-                del self.pending[key]
-                draft = Draft(pend.headers, "stdout")
+                self._drop(key)
+                draft = Draft(pend.headers, "stdout", self.window)
                 doc = self._build(draft, pend.timestamp, b"".join(pend.parts), key[1], "partial_incomplete")
                 out.append(Parsed(doc, "stdout", len(pend.parts)))
         return out
@@ -122,11 +134,15 @@ class Reassembler:
     def clear(self) -> None:
         """Forget every buffered fragment (the consumer lost its partitions: they will be re-read)."""
         self.pending.clear()
+        self.total = 0
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self.total -= self.pending.pop(key).size
 
     def _document(
         self, pend: _Pending, content: bytes, stream: str, flag: str | None, current: Draft
     ) -> dict[str, Any]:
-        draft = Draft(pend.headers, "stdout")
+        draft = Draft(pend.headers, "stdout", current.window)
         for f in current.flags:  # e.g. "truncated" set by the shipper on the last fragment
             draft.flag(f)
         return self._build(draft, pend.timestamp, content, stream, flag)
@@ -137,8 +153,6 @@ class Reassembler:
         draft.doc["logpipe"]["stream"] = stream
         if not map_content(content, draft, self.fieldmap):
             parsed = parse_time(stamp)
-            if parsed is not None and not parsed[1]:
-                draft.doc["@timestamp"] = to_iso(parsed[0])
-            else:
-                draft.set_timestamp(None)
+            if parsed is None or parsed[1] or not draft.event_time(parsed[0]):
+                draft.fallback_time()
         return draft.finish()

@@ -6,7 +6,9 @@ so a field has one spelling in ``_source`` and in every consumer of the document
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from logpipe.envelope import (
@@ -22,7 +24,7 @@ from logpipe.envelope import (
     H_POD_UID,
     H_READ_TS,
 )
-from parsers.timestamps import epoch_ms_to_iso
+from parsers.timestamps import epoch_ms_to_iso, to_iso
 
 Path = tuple[str, ...]
 
@@ -40,6 +42,48 @@ def put(doc: dict[str, Any], path: Path, value: Any) -> None:
     d[path[-1]] = value
 
 
+Setter = Callable[[dict[str, Any], Any], None]
+
+
+def setter(path: Path) -> Setter:
+    """A function that sets ``path`` in a document: :func:`put` unrolled for paths of 1 to 3 keys
+    (compiled once per field, called once per line)."""
+    if len(path) == 1:
+        (a,) = path
+
+        def set1(doc: dict[str, Any], value: Any) -> None:
+            doc[a] = value
+
+        return set1
+    if len(path) == 2:
+        a, b = path
+
+        def set2(doc: dict[str, Any], value: Any) -> None:
+            d = doc.get(a)
+            if type(d) is dict:
+                d[b] = value
+            else:
+                doc[a] = {b: value}
+
+        return set2
+    if len(path) == 3:
+        a, b, c = path
+
+        def set3(doc: dict[str, Any], value: Any) -> None:
+            d = doc.get(a)
+            if type(d) is not dict:
+                doc[a] = {b: {c: value}}
+                return
+            e = d.get(b)
+            if type(e) is dict:
+                e[c] = value
+            else:
+                d[b] = {c: value}
+
+        return set3
+    return lambda doc, value: put(doc, path, value)
+
+
 def get(doc: Mapping[str, Any], path: Path) -> Any:
     """The value at a nested ``path``, or None."""
     d: Any = doc
@@ -48,6 +92,23 @@ def get(doc: Mapping[str, Any], path: Path) -> Any:
             return None
         d = d.get(key)
     return d
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """How far an event's own time may lie from the shipper's read time before it is distrusted.
+
+    A time outside is kept in ``extra`` and the read time is used, flagged ``timestamp_out_of_range``.
+    ``None`` disables a bound. By default only the future is bounded (one day, for clock skew): a
+    future-dated document (a year-9999 typo) would create a daily index that retention never deletes,
+    while old times are legitimate (replays, backfills) and their indices age out.
+    """
+
+    max_past_s: float | None = None
+    max_future_s: float | None = 86400.0
+
+
+DEFAULT_WINDOW = TimeWindow()
 
 
 def _digits(text: str | None) -> int | None:
@@ -59,10 +120,11 @@ def _digits(text: str | None) -> int | None:
 class Draft:
     """A document being built, its flags, and what the headers said about its source."""
 
-    __slots__ = ("component", "doc", "flags", "read_ts_iso")
+    __slots__ = ("component", "doc", "flags", "read_ts_iso", "read_ts_ms", "window")
 
-    def __init__(self, headers: Mapping[str, str], log_type: str) -> None:
+    def __init__(self, headers: Mapping[str, str], log_type: str, window: TimeWindow = DEFAULT_WINDOW) -> None:
         h = headers.get
+        self.window = window
         self.flags: list[str] = []
         self.component = h(H_COMPONENT) or ""
         kubernetes: dict[str, Any] = {}
@@ -96,6 +158,7 @@ class Draft:
         if self.component:
             doc["service"] = {"name": self.component}
         read_ts = _digits(h(H_READ_TS))
+        self.read_ts_ms = read_ts
         self.read_ts_iso = epoch_ms_to_iso(read_ts) if read_ts is not None else None
         if self.read_ts_iso is not None:
             doc["event"] = {"created": self.read_ts_iso}
@@ -118,16 +181,27 @@ class Draft:
         if flag not in self.flags:
             self.flags.append(flag)
 
-    def set_timestamp(self, iso: str | None) -> None:
-        """``@timestamp``: the event's own time, else the read time (flagged), else now (flagged)."""
-        if iso is None:
-            self.flag("timestamp_fallback")
-            iso = self.read_ts_iso
-            if iso is None:
-                from datetime import UTC, datetime
+    def event_time(self, dt: datetime) -> bool:
+        """Set ``@timestamp`` to the event's own time if it lies within the window around the read
+        time; False (flagged ``timestamp_out_of_range``) otherwise."""
+        w, read = self.window, self.read_ts_ms
+        if read is not None and (w.max_past_s is not None or w.max_future_s is not None):
+            delta_s = dt.timestamp() - read / 1000
+            if (w.max_future_s is not None and delta_s > w.max_future_s) or (
+                w.max_past_s is not None and -delta_s > w.max_past_s
+            ):
+                self.flag("timestamp_out_of_range")
+                return False
+        self.doc["@timestamp"] = to_iso(dt)
+        return True
 
-                self.flag("read_ts_missing")
-                iso = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    def fallback_time(self) -> None:
+        """``@timestamp`` when the event has no usable time: the read time, else now; flagged."""
+        self.flag("timestamp_fallback")
+        iso = self.read_ts_iso
+        if iso is None:
+            self.flag("read_ts_missing")
+            iso = to_iso(datetime.now(UTC))
         self.doc["@timestamp"] = iso
 
     def finish(self) -> dict[str, Any]:

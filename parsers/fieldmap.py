@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from logpipe.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
-from parsers.document import Draft, Path, put
+from parsers.document import Draft, Path, Setter, setter
 from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
-from parsers.timestamps import parse_time, to_iso
+from parsers.timestamps import parse_time
 
 _INVALID = object()
 _ABSENT = (None, "", "-")
@@ -111,6 +111,7 @@ class _Compiled:
     name: str
     ecs: Path
     kind: str
+    set: Setter
 
 
 class FieldMap:
@@ -120,7 +121,9 @@ class FieldMap:
         dialect: Dialect = (mapping or FieldMappingConfig()).build()
         self.dialect = dialect
         self.limits = limits or ExtraLimits()
-        self.fields = tuple(_Compiled(f.name, tuple(f.ecs.split(".")), f.kind) for f in dialect.fields)
+        self.fields = tuple(
+            _Compiled(f.name, tuple(f.ecs.split(".")), f.kind, setter(tuple(f.ecs.split(".")))) for f in dialect.fields
+        )
         index = {f.name: i for i, f in enumerate(self.fields)}
         self.i_method, self.i_path, self.i_query = index["method"], index["path"], index["query"]
         # raw key -> (field index, rank); the first field naming a raw key owns it.
@@ -132,6 +135,13 @@ class FieldMap:
                 self.table.setdefault(key, (i, rank))
                 if f.kind == "duration":
                     self.ns_per[key] = NS_PER_UNIT[dialect.unit_of(key)]
+        # Lines written by ECS logging libraries use the ECS names as (dotted) keys: they rank after
+        # the dialect's own keys, and ECS ``event.duration`` is in nanoseconds whatever the dialect.
+        for i, f in enumerate(dialect.fields):
+            if f.ecs not in self.table:
+                self.table[f.ecs] = (i, len(f.keys))
+                if f.kind == "duration":
+                    self.ns_per[f.ecs] = 1
         # Fields converted by one function of the value alone (the rest need the key or the draft).
         by_kind: dict[str, Callable[[Any], Any]] = {"keyword": to_keyword, "long": to_long, "ip": to_ip}
         by_name: dict[str, Callable[[Any], Any]] = {"status": to_status, "trace_id": trace_from, "level": to_level}
@@ -178,18 +188,20 @@ class FieldMap:
                     draft.flag("invalid_" + f.name)
                     keep.append(key)
                 else:
-                    put(draft.doc, f.ecs, out)
+                    f.set(draft.doc, out)
                 continue
             name = f.name
             if name == "time":
                 parsed = parse_time(value)
                 if parsed is None:
                     out = _INVALID
-                else:
+                elif draft.event_time(parsed[0]):
                     if parsed[1]:
                         draft.flag("timestamp_no_tz")
-                    draft.doc["@timestamp"] = to_iso(parsed[0])
                     has_time = True
+                    continue
+                else:  # out of the window: kept in extra, flagged by event_time
+                    keep.append(key)
                     continue
             elif name == "request_time":
                 num = to_number(value)
@@ -215,7 +227,7 @@ class FieldMap:
                 draft.flag("invalid_" + name)
                 keep.append(key)
                 continue
-            put(draft.doc, f.ecs, out)
+            f.set(draft.doc, out)
         if "request" in unknown and self.i_method not in chosen and self.i_path not in chosen:
             if self._request_line(obj["request"], draft, set_query=self.i_query not in chosen):
                 unknown.remove("request")

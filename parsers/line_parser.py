@@ -10,7 +10,7 @@ from logpipe.fields import FieldMappingConfig, Unit
 from parsers.access import parse_access
 from parsers.app import parse_app
 from parsers.cri import Reassembler
-from parsers.document import Draft
+from parsers.document import DEFAULT_WINDOW, Draft, TimeWindow
 from parsers.extra import ExtraLimits
 from parsers.fieldmap import FieldMap
 from parsers.result import Parsed, Partial, Unparseable
@@ -19,6 +19,11 @@ from parsers.span import parse_span
 
 class LineParser:
     """Parses records of every log type; holds the CRI fragments waiting for their end.
+
+    ``max_partial_bytes`` bounds one reassembled CRI line, ``max_buffered_bytes`` all fragments held
+    (over every file); ``extra_limits`` bounds ``extra``/``labels``; ``span_duration_unit`` is the
+    unit of a span's bare ``duration`` key (Zipkin and Jaeger write microseconds); ``time_window``
+    says how far from the read time an event's own time is trusted (see :class:`TimeWindow`).
 
     Not thread-safe: one instance per consumer task. ``parse`` never raises, whatever the bytes and
     headers: what cannot become a document is :class:`Unparseable` with the reason.
@@ -29,20 +34,23 @@ class LineParser:
         mapping: FieldMappingConfig | None = None,
         *,
         max_partial_bytes: int = 1 << 20,
+        max_buffered_bytes: int = 64 << 20,
         extra_limits: ExtraLimits | None = None,
         span_duration_unit: Unit = "us",
+        time_window: TimeWindow = DEFAULT_WINDOW,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = extra_limits or ExtraLimits()
         self.fieldmap = FieldMap(mapping, self.limits)
         self.span_duration_unit: Unit = span_duration_unit
-        self.cri = Reassembler(self.fieldmap, max_partial_bytes, clock)
+        self.window = time_window
+        self.cri = Reassembler(self.fieldmap, max_partial_bytes, clock, max_buffered_bytes, time_window)
 
     def parse(self, value: bytes, headers: Mapping[str, str]) -> Parsed | Unparseable | Partial:
         """One record; dispatches on ``headers["lp.type"]`` (access | app | stdout | trace)."""
         try:
             log_type = headers.get(H_TYPE)
-            draft = Draft(headers, log_type or "")
+            draft = Draft(headers, log_type or "", self.window)
             if log_type == "access":
                 return parse_access(value, draft, self.fieldmap)
             if log_type == "stdout":

@@ -36,11 +36,14 @@ class Partial:
     """A CRI ``P`` fragment now buffered in the parser; nothing to index for this record yet.
 
     Its Kafka record is completed by a later :class:`Parsed` with ``absorbed > 0`` for the same
-    ``file_id`` (from ``parse`` or ``expire``). ``offset`` is the fragment's ``lp.offset``.
+    ``file_id`` and ``stream`` (from ``parse`` or ``expire``; the document's ``logpipe.file_id`` and
+    ``logpipe.stream``): fragments are reassembled per file AND stream, since stdout and stderr
+    fragments may interleave in one file. ``offset`` is the fragment's ``lp.offset``.
     """
 
     file_id: str = ""
     offset: int | None = None
+    stream: str = ""
 
 
 ParseResult = Parsed | Unparseable | Partial

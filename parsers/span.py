@@ -33,7 +33,7 @@ from logpipe.fields import NS_PER_UNIT, Unit
 from parsers.document import Draft
 from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
 from parsers.result import Parsed, Unparseable
-from parsers.timestamps import from_epoch_ns, parse_time, to_iso
+from parsers.timestamps import from_epoch_ns, parse_time
 
 _TRACE_KEYS = ("traceId", "trace_id", "traceID")
 _SPAN_KEYS = ("spanId", "span_id", "spanID", "id")
@@ -227,7 +227,8 @@ def parse_span(value: bytes, draft: Draft, limits: ExtraLimits, duration_unit: U
     if duration is not None and duration <= _MAX_LONG:
         draft.put(("event", "duration"), duration)
     start_dt = from_epoch_ns(start) if start is not None else None
-    draft.set_timestamp(to_iso(start_dt) if start_dt is not None else None)
+    if start_dt is None or not draft.event_time(start_dt):
+        draft.fallback_time()
 
     outcome, error_message = _outcome(obj, attrs, kind)
     draft.put(("event", "outcome"), outcome)

@@ -52,10 +52,18 @@ def from_epoch_ns(ns: int) -> datetime | None:
         return None
 
 
+_last_ms: list[tuple[int, str]] = [(-1, "")]
+
+
 def epoch_ms_to_iso(ms: int) -> str:
-    """``lp.read_ts`` (epoch ms) as an ISO string."""
+    """``lp.read_ts`` (epoch ms) as an ISO string (the lines of one read share it: the last is kept)."""
+    last = _last_ms[0]
+    if last[0] == ms:
+        return last[1]
     dt = from_epoch_ms(ms)
-    return to_iso(dt) if dt is not None else to_iso(_EPOCH)
+    iso = to_iso(dt) if dt is not None else to_iso(_EPOCH)
+    _last_ms[0] = (ms, iso)
+    return iso
 
 
 def from_epoch_ms(ms: int) -> datetime | None:

@@ -22,18 +22,18 @@ Events are path-level facts, emitted in order, one concern each:
   replaced, its pod gone). A tailer holding the file open keeps its fd, reads to EOF and releases
   it; it must not reopen the path.
 
-How files are found: one watchdog (inotify) observer with watches on ``pods_root`` (new/deleted
-pod directories), on ``logs_root`` (recursive: CRI stdout files and the ``<ns>_<pod>_<uid>`` names
-that give EmptyDir files their metadata) and one recursive watch per pod on
-``<uid>/volumes/kubernetes.io~empty-dir`` (other volume types — secrets, CSI, NFS — are never watched
-nor walked). Only create/delete/move events are subscribed (no IN_MODIFY: appends cost nothing).
-The watchdog thread hands paths to the event loop with ``loop.call_soon_threadsafe``; the pods
-they touch are rescanned (debounced) on one worker thread. Every ``rescan_interval`` everything is
-rescanned, which repairs lost events (queue overflow) and runs discovery alone when inotify is off
-or out of watches (``fs.inotify.max_user_watches``: past ``watch_budget`` directories, pods are
-not watched any more and a warning says so). Walking uses :mod:`shipper.safe_open`: directory fds,
-never following a symlink. A symlink (or FIFO, device ...) whose name a rule would ship is refused:
-nothing is read, one ``SymlinkRefused`` warning and count per planted path.
+How files are found: one watchdog (inotify) observer (``shipper/fs_watch.py``) with watches on
+``pods_root`` (new/deleted pod directories), on ``logs_root`` (recursive: CRI stdout files and the
+``<ns>_<pod>_<uid>`` names that give EmptyDir files their metadata) and one recursive watch per pod
+on ``<uid>/volumes/kubernetes.io~empty-dir`` (other volume types — secrets, CSI, NFS — are never
+watched nor walked). Only create/delete/move events are subscribed (no IN_MODIFY: appends cost
+nothing). The watchdog thread hands paths to the event loop with ``loop.call_soon_threadsafe``; the
+pods they touch are rescanned (debounced) on one worker thread. Every ``rescan_interval`` everything
+is rescanned, which repairs lost events (queue overflow) and runs discovery alone when inotify is off
+or out of watches (``fs.inotify.max_user_watches``: past ``watch_budget`` directories, pods are not
+watched any more and a warning says so). Walking uses :mod:`shipper.safe_open`: directory fds, never
+following a symlink. A symlink (or FIFO, device ...) whose name a rule would ship is refused: nothing
+is read, one ``SymlinkRefused`` warning and count per planted path (other symlinks are ignored).
 
 EmptyDir files get namespace/pod/Component from :class:`shipper.pod_meta.PodMetadata`. If the pod's
 uid is not known yet (no ``/var/log/pods`` directory seen, API unaware), the file waits up to
@@ -156,8 +156,10 @@ class Discovery:
         self._refused: dict[Scope, set[str]] = {}
         self._dirty: set[Scope] = set()
         self._awaiting: dict[str, float] = {}  # uid -> when its pod directory appeared
+        self._root_errors: set[str] = set()  # roots whose listing failed (warned once)
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logpipe-discovery")
@@ -171,14 +173,21 @@ class Discovery:
     async def start(self) -> None:
         """Sync pod metadata, scan everything once (events queued), then watch and rescan in the background."""
         self._loop = asyncio.get_running_loop()
-        await self.pod_meta.start()
-        if self._watcher is not None:
-            await self._loop.run_in_executor(self._executor, self._watcher.start, self._loop)
-        await self._cycle(set(), full=True)
+        try:
+            await self.pod_meta.start()
+            if self._watcher is not None:
+                await self._loop.run_in_executor(self._executor, self._watcher.start, self._loop)
+            await self._cycle(set(), full=True)
+        except BaseException:
+            await self.stop()  # no thread left behind
+            raise
         self._task = asyncio.create_task(self._run(), name="discovery")
 
     async def stop(self) -> None:
-        """Stop watching; ``events()`` ends after the events already queued."""
+        """Stop watching; ``events()`` ends after the events already queued. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -263,7 +272,9 @@ class Discovery:
     async def _cycle(self, scopes: set[Scope], *, full: bool) -> None:
         assert self._loop is not None
         if full:
+            # Everything on disk, plus everything remembered: what vanished must be seen to go.
             scopes = scopes | set(self._known) | set(self._pending) | set(self._refused)
+            scopes |= {("logs", name) for name in self.pod_meta.log_dirs()}
         results = await self._loop.run_in_executor(self._executor, self._scan_scopes, scopes, full)
         for res in results:
             if res.scope[0] == "logs":
@@ -278,6 +289,8 @@ class Discovery:
     def _scan_scopes(self, scopes: set[Scope], full: bool) -> list[_ScopeScan]:
         if full:
             scopes = scopes | self._list_root(self.pods_root, "pod") | self._list_root(self.logs_root, "logs")
+            if self._watcher is not None:
+                scopes |= {("pod", uid) for uid in self._watcher.pod_uids()}
         out = [self._scan_logs(s[1]) if s[0] == "logs" else self._scan_pod(s[1]) for s in sorted(scopes)]
         if self._watcher is not None:
             self._watcher.ensure_roots()
@@ -286,12 +299,13 @@ class Discovery:
     def _list_root(self, root: str, kind: Literal["pod", "logs"]) -> set[Scope]:
         try:
             entries = scandir_beneath(root)
-        except FileNotFoundError:
-            log.warning("root %s does not exist (yet): nothing to discover there", root)
-            return set()
         except OSError as exc:
-            log.warning("cannot list root %s: %s", root, exc)
+            if root not in self._root_errors:  # once, not at every rescan
+                self._root_errors.add(root)
+                log.warning("cannot list root %s (%s): nothing to discover there until it can be",
+                            root, exc.strerror or exc)
             return set()
+        self._root_errors.discard(root)
         if kind == "pod":
             return {("pod", e.name) for e in entries if e.kind == "dir" and looks_like_uid(e.name)}
         return {("logs", e.name) for e in entries if e.kind == "dir"}

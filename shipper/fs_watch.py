@@ -191,6 +191,10 @@ class PathWatcher:
         self._dirs.pop(uid, None)
         self._degraded.discard(uid)
 
+    def pod_uids(self) -> set[str]:
+        """Pods this watcher holds state for (rescanned in full scans, so gone ones are forgotten)."""
+        return set(self._pods) | self._degraded
+
     @property
     def watched_pods(self) -> int:
         return len(self._pods)

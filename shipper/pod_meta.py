@@ -180,6 +180,10 @@ class PodMetadata:
             del self._from_dirs[ref.uid]
             self._containers.pop(ref.uid, None)
 
+    def log_dirs(self) -> list[str]:
+        """The ``/var/log/pods`` directory names currently recorded."""
+        return [f"{r.namespace}_{r.pod}_{r.uid}" for r in self._from_dirs.values()]
+
     # -- lookups --
 
     def _kube_pod(self, uid: str) -> KubePod | None:

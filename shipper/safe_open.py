@@ -87,6 +87,23 @@ class _Openat2:
                 self._syscall = fn
             except (OSError, AttributeError):
                 self.available = False
+        self.available = self.available and self.probe()
+
+    def probe(self) -> bool:
+        """Whether the kernel (and seccomp) let openat2 through: one call on ``/``."""
+        if self._syscall is None:
+            return False
+        try:
+            fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            os.close(self(fd, ".", _PATH_FLAGS & ~os.O_NOFOLLOW))
+            return True
+        except (OSError, NotImplementedError):
+            return False
+        finally:
+            os.close(fd)
 
     def __call__(self, dirfd: int, path: str, flags: int) -> int:
         """The new fd, or raises OSError; raises ``NotImplementedError`` if the kernel lacks it."""
@@ -117,7 +134,7 @@ def openat2_available() -> bool:
 
 def set_openat2(enabled: bool) -> None:
     """Force the fallback walk (``False``) or re-enable openat2 if the platform has it (tests)."""
-    _openat2.available = enabled and _openat2.nr is not None and _openat2._syscall is not None
+    _openat2.available = enabled and _openat2.probe()
 
 
 def _components(root: str, relpath: str) -> list[str]:

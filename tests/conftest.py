@@ -10,6 +10,8 @@ The contract other tests rely on:
 - ``service_manager``: ``.stop(name)`` / ``.start(name)`` for ``"kafka"``, ``"elasticsearch"`` or
   ``"alertmanager"`` to test outages. Whatever a test stopped is started again (and waited for) when
   the test ends, so later tests find every service running. Skips for services logpipe does not control.
+  Tests in other pytest processes that use services wait while an outage test runs (see
+  ``logpipe/devservices/sharing.py``), so engineers sharing one machine do not break each other's runs.
 - ``unique_name``: function-scoped, lowercase ``[a-z0-9-]``, unique per test and run; a valid Kafka topic
   and Elasticsearch index name.
 
@@ -27,6 +29,8 @@ import pytest
 
 from logpipe.devservices import ServiceBackend, ServiceName, open_backend
 from logpipe.devservices.backend import service_name
+from logpipe.devservices.paths import DevPaths
+from logpipe.devservices.sharing import ServiceUseLock
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +61,29 @@ def alertmanager_url(dev_services: ServiceBackend) -> str:
     return dev_services.ensure("alertmanager")
 
 
+_SERVICE_FIXTURES = {"kafka_bootstrap", "es_url", "alertmanager_url", "service_manager", "dev_services"}
+
+
+@pytest.fixture(autouse=True)
+def _service_use(request: pytest.FixtureRequest) -> Iterator[ServiceUseLock | None]:
+    """Tests using services hold a shared lock, so another process's outage test waits for them."""
+    if not (request.node.get_closest_marker("integration") or _SERVICE_FIXTURES & set(request.fixturenames)):
+        yield None
+        return
+    lock = ServiceUseLock(DevPaths.from_env().in_use)
+    lock.shared()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 class OutageControl:
     """Stops and starts services for one test, and restarts whatever is still stopped afterwards."""
 
-    def __init__(self, backend: ServiceBackend) -> None:
+    def __init__(self, backend: ServiceBackend, use: ServiceUseLock | None = None) -> None:
         self._backend = backend
+        self._use = use
         self._stopped: list[ServiceName] = []
 
     def stop(self, name: str) -> None:
@@ -70,6 +92,8 @@ class OutageControl:
         if not self._backend.controls(svc):
             pytest.skip(f"{svc} is not run by logpipe here (external service): outage tests need control")
         self._backend.ensure(svc)  # stop what is running, so start() later is a real restart
+        if self._use is not None:
+            self._use.exclusive()  # wait for other processes' tests to finish with the services
         if svc not in self._stopped:
             self._stopped.append(svc)
         self._backend.stop(svc)
@@ -93,9 +117,15 @@ class OutageControl:
 
 
 @pytest.fixture
-def service_manager(dev_services: ServiceBackend) -> Iterator[OutageControl]:
-    """Stop/start services to test outages; they are running again when the test ends."""
-    control = OutageControl(dev_services)
+def service_manager(
+    dev_services: ServiceBackend, _service_use: ServiceUseLock | None
+) -> Iterator[OutageControl]:
+    """Stop/start services to test outages; they are running again when the test ends.
+
+    Other pytest processes on this machine wait (their tests using services do not start) from the
+    first ``stop`` until this test ends, so an outage here never fails someone else's test.
+    """
+    control = OutageControl(dev_services, _service_use)
     try:
         yield control
     finally:

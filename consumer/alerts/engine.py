@@ -134,9 +134,7 @@ class AlertEngine:
             try:
                 alerts = await fetch_alerts(cfg.url, timeout=min(cfg.timeout, 5.0))
             except Exception as exc:  # Alertmanager down: start anyway, firing alerts re-fire as new
-                log.warning(
-                    "cannot restore firing alerts", extra={"fields": {"channel": w.name, "error": repr(exc)}}
-                )
+                log.warning("cannot restore firing alerts", extra={"fields": {"channel": w.name, "error": repr(exc)}})
                 continue
             counts = restore_firing(self.rules, self.states, alerts, self._clock(), self._generator, self._owns_key)
             for rule, n in counts.items():
@@ -152,9 +150,14 @@ class AlertEngine:
         newly owned Components are read back from Alertmanager. ``None``: this replica sees all.
         """
         self._owns_component = owns_component
-        if self.settings.restore_from_alertmanager and owns_component is not None:
-            if self._restore_task is None or self._restore_task.done():
-                self._restore_task = asyncio.create_task(self.restore(), name="alert-restore")
+        if not self.settings.restore_from_alertmanager or owns_component is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not started yet: start() restores
+        if self._restore_task is None or self._restore_task.done():
+            self._restore_task = asyncio.create_task(self.restore(), name="alert-restore")
 
     def _owns_key(self, key: GroupKey) -> bool:
         if self._owns_component is None:

@@ -370,8 +370,7 @@ def check_rule_file(rf: RuleFile) -> list[str]:
                 errors.append(f"{who} channels: unknown channel {ch!r} — fix: define it under channels ({known})")
         if not rule.channels and not rf.channels:
             errors.append(
-                f"{who} channels: no channel to notify — fix: define one under channels "
-                "(or pass --alertmanager-url)"
+                f"{who} channels: no channel to notify — fix: define one under channels (or pass --alertmanager-url)"
             )
         m = rule.match
         for j, rx in enumerate(m.regexes):

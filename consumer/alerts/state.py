@@ -135,13 +135,13 @@ class RuleState:
         g = GroupState(key=key, window=Window(span) if span else None, last_seen=now)
         self._groups[key] = g
         if len(self._groups) > self.max_groups:
-            self._evict()
+            self._evict(key)
         return g
 
-    def _evict(self) -> None:
+    def _evict(self, keep: GroupKey) -> None:
         victim: GroupKey | None = None
         for i, (k, g) in enumerate(self._groups.items()):
-            if not g.firing:
+            if not g.firing and k != keep:
                 victim = k
                 break
             if i >= 64:  # bounded search: a table full of firing groups evicts the oldest

@@ -7,6 +7,7 @@ fixed sets. Usage: ``NotificationFailed(channel="pay-robot", error="timeout").em
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -38,6 +39,18 @@ RESTORED = Counter(_P + "restored", "Firing groups read back from Alertmanager a
 def _log(level: int, event: str, fields: dict[str, object]) -> None:
     if log.isEnabledFor(level):
         log.log(level, event, extra={"fields": fields})
+
+
+_last_logged: dict[tuple[str, ...], float] = {}
+
+
+def _once_per_second(*key: str) -> bool:
+    """True at most once per second per key: a storm is counted in full but logged sparsely."""
+    now = time.monotonic()
+    if now - _last_logged.get(key, 0.0) < 1.0:
+        return False
+    _last_logged[key] = now
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +93,8 @@ class NotificationFailed:
 
     def emit(self) -> None:
         FAILURES.labels(self.channel).inc()
-        _log(logging.WARNING, "NotificationFailed", asdict(self))
+        if _once_per_second("failed", self.channel):
+            _log(logging.WARNING, "NotificationFailed", asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +107,8 @@ class NotificationDropped:
 
     def emit(self) -> None:
         DROPPED.labels(self.channel, self.reason).inc(self.count)
-        _log(logging.ERROR, "NotificationDropped", asdict(self))
+        if _once_per_second("dropped", self.channel, self.reason):
+            _log(logging.ERROR, "NotificationDropped", asdict(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +119,8 @@ class ObserveFailed:
 
     def emit(self) -> None:
         OBSERVE_ERRORS.inc()
-        _log(logging.ERROR, "ObserveFailed", asdict(self))
+        if _once_per_second("observe"):
+            _log(logging.ERROR, "ObserveFailed", asdict(self))
 
 
 @dataclass(frozen=True, slots=True)

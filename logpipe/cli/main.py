@@ -18,7 +18,7 @@ app.command("ship", help="Run the node agent: tail pod logs and deliver them to 
 app.command("consume", help="Run the indexer: Kafka -> Elasticsearch, evaluating alert rules in-stream.")(
     consume.consume
 )
-app.command("query", help="Analyse JSON access-log files fast: filter, group, aggregate, report.")(query.query)
+app.command("query", help="Analyse JSON access-log files fast: filter, group, aggregate, report.", context_settings=query.CONTEXT_SETTINGS, add_help_option=False)(query.query)  # noqa: E501
 app.command("search", help="Search one Component's logs in Elasticsearch; -f follows live.")(search.search)
 app.command("trace", help="Show every span and log line of one trace, in time order.")(trace.trace)
 app.command("demo", help="Run the whole pipeline locally on generated pod logs, end to end.")(demo.demo)

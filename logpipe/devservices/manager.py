@@ -138,7 +138,7 @@ class ServiceManager:
                 self._stop(svc)
             if purge:
                 for child in self.paths.state.iterdir() if self.paths.state.exists() else ():
-                    if child != self.paths.lock:
+                    if child not in (self.paths.lock, self.paths.in_use):
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     def status(self) -> list[ServiceStatus]:

@@ -50,6 +50,11 @@ class DevPaths:
         return self.state / "run" / f"{name}.pid"
 
     @property
+    def in_use(self) -> Path:
+        """The file tests lock shared while using services, and exclusive while stopping one."""
+        return self.state / "in-use.lock"
+
+    @property
     def lock(self) -> Path:
         """The file that serialises ``up``/``down``/``start``/``stop`` across processes."""
         return self.state / "services.lock"

@@ -109,12 +109,13 @@ class Engine:
         """Count the malformed lines when the fast pass saw candidate rows (see module doc)."""
         if candidates == 0:
             return Malformed()
-        count, file_index = self.execute(malformed_sql(self.inputs.paths))[0]
+        count, file_index, per_file = self.execute(malformed_sql(self.inputs.paths))[0]
         if not count:
             return Malformed()
         first = None
         if file_index is not None:
-            line = first_malformed(self.inputs.paths[file_index])
+            expected = int(dict(per_file).get(file_index, 0))
+            line = first_malformed(self.inputs.paths[file_index], expected=expected)
             if line is not None:
                 first = f"{self.inputs.display(file_index)}:{line}"
         return Malformed(int(count), first)

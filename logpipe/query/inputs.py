@@ -150,10 +150,56 @@ def is_malformed(line: bytes) -> bool | None:
         return True
 
 
-def first_malformed(path: Path) -> int | None:
-    """The 1-based line number of the first malformed line of ``path`` (a scan that stops there)."""
+def first_malformed(path: Path, expected: int | None = None) -> int | None:
+    """The 1-based line number of the first malformed line of ``path``.
+
+    With ``expected`` (how many malformed lines the file has, as DuckDB counted them) a fast scan
+    runs first: whole chunks are skipped when every line starts with ``{`` and ends with ``}``
+    (one byte count per chunk, no per-line Python), and the lines of the other chunks are only
+    checked for that shape. If exactly ``expected`` lines fail the shape check, the first of them is the answer;
+    otherwise (a malformed line can look well-shaped, like ``{"a":1}{"b":2}``) every line is
+    parsed up to the first malformed one.
+    """
+    if expected:
+        failing, first = _shape_scan(path)
+        if failing == expected:
+            return first
     with open_text_lines(path) as f:
         for number, line in enumerate(f, 1):
             if is_malformed(line):
                 return number
     return None
+
+
+def _shape_scan(path: Path, chunk_size: int = 32 << 20) -> tuple[int, int | None]:
+    """How many non-blank lines do not look like ``{...}``, and the first of them."""
+    failing = 0
+    first: int | None = None
+    lines_before = 0
+    rest = b""
+    with open_text_lines(path) as f:
+        while True:
+            chunk = f.read(chunk_size)
+            data = rest + chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+            elif data and not data.endswith(b"\n"):
+                data += b"\n"
+            if not data:
+                if not chunk:
+                    break
+                continue
+            lines = data.count(b"\n")
+            # One pass: in a clean chunk every newline but the last sits between "}" and "{".
+            clean = data.startswith(b"{") and data.endswith(b"}\n") and data.count(b"}\n{") == lines - 1
+            if not clean:
+                for number, line in enumerate(data.split(b"\n")[:-1], lines_before + 1):
+                    text = line.strip()
+                    if text and not (text.startswith(b"{") and text.endswith(b"}")):
+                        failing += 1
+                        first = first or number
+            lines_before += lines
+            if not chunk:
+                break
+    return failing, first

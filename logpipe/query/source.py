@@ -98,9 +98,11 @@ class ExactSource:
 
 
 def malformed_sql(paths: list[Path]) -> str:
-    """Count the malformed lines and the index of the first file holding one (a cheap validating scan)."""
+    """Malformed lines: the total, the first file holding one, and ``{file_index: count}`` (a validating scan)."""
     return (
-        "SELECT count(*) FILTER (WHERE _bad), min(file_index) FILTER (WHERE _bad) FROM ("
+        "SELECT sum(n), min(file_index), map(list(file_index), list(n)) FROM ("
+        "SELECT file_index, count(*) AS n FROM ("
         "SELECT (json IS NULL OR left(json, 1) <> '{') AS _bad, file_index"
         f" FROM read_ndjson_objects({file_list(paths)}, ignore_errors=true, compression='auto_detect'))"
+        " WHERE _bad GROUP BY file_index)"
     )

@@ -16,7 +16,7 @@ from typing import Any
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
-from logpipe.search.errors import BadQuery, ElasticsearchUnreachable, SearchError
+from logpipe.search.errors import BadQuery, ElasticsearchUnreachable, SearchError, Unavailable
 from logpipe.search.hits import LogDoc
 
 Body = Mapping[str, Any]
@@ -84,6 +84,8 @@ class Page:
     docs: list[LogDoc]
     total: int | None = None
     total_is_lower_bound: bool = False
+    failed_shards: int = 0
+    failure: str = ""  # the first shard failure's reason, when some shards failed
 
 
 class SearchClient:
@@ -112,6 +114,8 @@ class SearchClient:
             reason = es_reason(exc.body)
             if status in (401, 403):
                 return SearchError(f"Elasticsearch at {self.url} refused the request ({status}): {reason}")
+            if status == 429 or status >= 500:
+                return Unavailable(f"Elasticsearch at {self.url} is unavailable ({status}): {reason}")
             if 400 <= status < 500:
                 return BadQuery(f"Elasticsearch rejected the query: {reason}")
             return SearchError(f"Elasticsearch at {self.url} failed ({status}): {reason}")
@@ -147,10 +151,14 @@ class SearchClient:
             raise self._error(exc) from exc
         hits = resp["hits"]
         total = hits.get("total") if track_total_hits else None
+        shards = resp.get("_shards") or {}
+        failures = shards.get("failures") or ()
         return Page(
             docs=[LogDoc.from_hit(h) for h in hits["hits"]],
             total=int(total["value"]) if isinstance(total, Mapping) else None,
             total_is_lower_bound=isinstance(total, Mapping) and total.get("relation") == "gte",
+            failed_shards=int(shards.get("failed") or 0),
+            failure=es_reason({"error": failures[0].get("reason")}) if failures else "",
         )
 
     async def msearch(self, index: str, bodies: Sequence[Body]) -> list[list[LogDoc]]:

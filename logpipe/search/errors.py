@@ -7,7 +7,11 @@ class SearchError(Exception):
     """A search that cannot run; ``str()`` is the message shown to the user."""
 
 
-class ElasticsearchUnreachable(SearchError):
+class Unavailable(SearchError):
+    """Elasticsearch cannot answer now (unreachable, overloaded, shards not ready): worth retrying."""
+
+
+class ElasticsearchUnreachable(Unavailable):
     """No answer from the Elasticsearch URL (refused, timed out, DNS)."""
 
     def __init__(self, url: str, detail: str) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from logpipe.search.client import SearchClient
-from logpipe.search.errors import ElasticsearchUnreachable
+from logpipe.search.errors import Unavailable
 from logpipe.search.hits import LogDoc
 from logpipe.search.query_builder import SearchFilters, index_pattern, ingested_since_query, ingested_sort
 from logpipe.search.render import Renderer
@@ -102,6 +102,9 @@ class Follower:
             page = await self.client.search(
                 self.index, query, ingested_sort(), ID_PAGE, search_after=after, source=False
             )
+            if page.failed_shards:
+                # A partial answer must not move the bound: retry the whole poll instead.
+                raise Unavailable(f"{page.failed_shards} shard(s) failed: {page.failure}")
             for doc in page.docs:
                 ingested = doc.sort[0] if doc.sort and isinstance(doc.sort[0], int) else lower_ms
                 out.append((doc.id, int(ingested)))
@@ -153,7 +156,12 @@ async def follow(
     interval_s: float = 1.0,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Poll and print until ``stop`` is set (or forever). Outages are reported and retried."""
+    """Poll and print until ``stop`` is set (or forever).
+
+    Outages and overload are reported once on ``notes`` and retried every ``interval_s``; the poll
+    bound does not move meanwhile, so nothing indexed during the outage is missed. Other errors
+    (a rejected query) end the follow.
+    """
     stop = stop or asyncio.Event()
     down = False
     while not stop.is_set():
@@ -163,7 +171,7 @@ async def follow(
                 notes.write("Elasticsearch answers again; resuming\n")
                 notes.flush()
                 down = False
-        except ElasticsearchUnreachable as exc:
+        except Unavailable as exc:  # unreachable, 429, 5xx (e.g. a new index's shards not started yet)
             if not down:
                 notes.write(f"{exc}; retrying every {interval_s:g}s\n")
                 notes.flush()

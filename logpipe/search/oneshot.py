@@ -37,6 +37,8 @@ class Newest:
     docs: list[LogDoc]
     total: int
     total_is_lower_bound: bool
+    failed_shards: int = 0
+    failure: str = ""
 
 
 async def newest(client: SearchClient, plan: SearchPlan) -> Newest:
@@ -44,7 +46,7 @@ async def newest(client: SearchClient, plan: SearchPlan) -> Newest:
     query = search_query(plan.filters, plan.time_range)
     docs: list[LogDoc] = []
     after = None
-    total, lower_bound = 0, False
+    total, lower_bound, failed, failure = 0, False, 0, ""
     while len(docs) < plan.limit:
         size = min(PAGE, plan.limit - len(docs))
         page = await client.search(
@@ -52,12 +54,13 @@ async def newest(client: SearchClient, plan: SearchPlan) -> Newest:
         )
         if after is None:
             total, lower_bound = page.total or 0, page.total_is_lower_bound
+        failed, failure = max(failed, page.failed_shards), failure or page.failure
         docs += page.docs
         if len(page.docs) < size:
             break
         after = page.docs[-1].sort
     docs.reverse()
-    return Newest(docs, max(total, len(docs)), lower_bound)
+    return Newest(docs, max(total, len(docs)), lower_bound, failed, failure)
 
 
 async def run_search(client: SearchClient, plan: SearchPlan, renderer: Renderer, notes: TextIO) -> int:
@@ -72,6 +75,8 @@ async def run_search(client: SearchClient, plan: SearchPlan, renderer: Renderer,
     else:
         renderer.write_all(found.docs)
     shown = len(found.docs)
+    if found.failed_shards:
+        notes.write(f"warning: {found.failed_shards} shard(s) failed, results may be incomplete: {found.failure}\n")
     if found.total > shown:
         more = "more than " if found.total_is_lower_bound else ""
         notes.write(f"showing the newest {shown} of {more}{found.total} matches — raise --limit to see more\n")

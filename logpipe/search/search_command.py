@@ -82,8 +82,18 @@ async def build_filters(client: SearchClient, o: SearchOptions) -> SearchFilters
     )
 
 
-async def search_main(o: SearchOptions, out: TextIO, notes: TextIO, stop: asyncio.Event | None = None) -> int:
-    """Run one ``logpipe search``; returns the exit code. Raises :class:`SearchError` on errors."""
+async def search_main(
+    o: SearchOptions,
+    out: TextIO,
+    notes: TextIO,
+    stop: asyncio.Event | None = None,
+    following: asyncio.Event | None = None,
+) -> int:
+    """Run one ``logpipe search``; returns the exit code. Raises :class:`SearchError` on errors.
+
+    With ``--follow`` it runs until ``stop`` is set; ``following`` is set once the backlog is printed
+    and every line indexed from then on will be printed.
+    """
     check_options(o)
     time_range = resolve_range(o.since, o.from_, o.to, datetime.now(UTC))
     renderer = Renderer(out, colour=o.colour, as_json=o.as_json, marks=o.context > 0)
@@ -99,6 +109,8 @@ async def search_main(o: SearchOptions, out: TextIO, notes: TextIO, stop: asynci
             backlog = await newest(client, plan)
             renderer.write_all(backlog.docs)
             follower.shown(backlog.docs)
+        if following is not None:
+            following.set()
         await follow(follower, renderer, notes, interval_s=o.follow_interval_s, stop=stop)
         return EXIT_HITS if renderer.printed else EXIT_NONE
 

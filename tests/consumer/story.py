@@ -213,11 +213,15 @@ class ConsumerStory:
         resp = await self.es.count(index=f"{self.prefix}-*", allow_no_indices=True, ignore_unavailable=True)
         return int(resp["count"])
 
-    async def wait_for_docs(self, n: int, timeout: float = 60.0) -> int:
-        """Poll until at least ``n`` documents are searchable; returns the count."""
+    async def wait_for_docs(
+        self, n: int, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None
+    ) -> int:
+        """Poll until at least ``n`` documents are searchable; returns the count (fails if ``proc`` exits)."""
         deadline = time.monotonic() + timeout
         last = -1
         while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the consumer exited with {proc.returncode}: see its log next to {proc.args!r}")
             try:
                 last = await self.count()
             except Exception:  # Elasticsearch restarting

@@ -94,6 +94,14 @@ def test_the_index_is_the_utc_day_of_the_timestamp_and_the_type() -> None:
     )
 
 
+def test_half_hour_offsets_change_the_day_within_the_hour() -> None:
+    assert utc_day("2026-11-27T05:00:00+05:30", 0) == "2026.11.26"
+    assert utc_day("2026-11-27T05:45:00+05:30", 0) == "2026.11.27"
+    assert utc_day("2026-11-27T07:10:00+08:00", 0) == "2026.11.26"
+    assert utc_day("2026-11-27T07:50:00+08:00", 0) == "2026.11.26"
+    assert utc_day("2026-11-27T08:10:00+08:00", 0) == "2026.11.27"
+
+
 def test_an_unreadable_timestamp_falls_back_to_the_indexing_day() -> None:
     fallback = datetime(2026, 3, 4, 12, tzinfo=UTC).timestamp()
 

@@ -28,7 +28,7 @@ async def test_a_consumer_killed_mid_run_and_restarted_loses_and_duplicates_noth
 
     first = story.spawn_cli(cfg, tmp_path)
     try:
-        indexed = await story.wait_for_docs(2_000, timeout=60)
+        indexed = await story.wait_for_docs(2_000, timeout=60, proc=first)
     finally:
         story.kill9(first)
     assert indexed < total, "the consumer finished before it was killed: the test proves nothing"
@@ -36,7 +36,7 @@ async def test_a_consumer_killed_mid_run_and_restarted_loses_and_duplicates_noth
 
     second = story.spawn_cli(cfg, tmp_path)
     try:
-        await story.wait_for_docs(total, timeout=120)
+        await story.wait_for_docs(total, timeout=120, proc=second)
         await story.wait_committed()
     finally:
         second.terminate()

@@ -78,7 +78,7 @@ def test_every_kustomization_refers_to_files_that_exist(kfile: Path) -> None:
     for t in k.get("transformers", []):
         assert (d / t).is_file(), f"{kfile}: missing transformer {t}"
     for p in k.get("patches", []):
-        assert "path" in p and (d / p["path"]).is_file() or "patch" in p, f"{kfile}: bad patch {p}"
+        assert ("path" in p and (d / p["path"]).is_file()) or "patch" in p, f"{kfile}: bad patch {p}"
     for gen in k.get("configMapGenerator", []):
         for f in gen.get("files", []):
             src = f.partition("=")[2] or f

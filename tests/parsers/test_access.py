@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from logpipe.fields import FieldMappingConfig
-from parsers import ExtraLimits, LineParser, Unparseable
+from parsers import ExtraLimits, LineParser, TimeWindow, Unparseable
 from tests.parsers.stories import field, headers, parse_doc, parsed
 
 NGINX_LINE = orjson.dumps(
@@ -199,3 +199,27 @@ def test_unparseable_names_truncation_by_the_shipper() -> None:
 def test_unknown_or_missing_log_type_is_unparseable() -> None:
     assert isinstance(LineParser().parse(b"{}", headers("metrics")), Unparseable)
     assert isinstance(LineParser().parse(b"{}", {}), Unparseable)
+
+
+@pytest.mark.parametrize(
+    ("raw", "window"),
+    [
+        ("9999-12-31T00:00:00Z", TimeWindow()),
+        ("2026-11-28T12:00:01Z", TimeWindow()),  # more than a day ahead of the read time
+        (4102444800, TimeWindow()),
+        ("1970-01-01T00:00:00Z", TimeWindow(max_past_s=366 * 86400)),
+        (0, TimeWindow(max_past_s=366 * 86400)),
+    ],
+)
+def test_times_far_from_the_read_time_are_distrusted(raw: object, window: TimeWindow) -> None:
+    parser = LineParser(time_window=window)
+    doc = parse_doc(orjson.dumps({"time": raw, "status": 200}), parser=parser)  # read at 2026-11-27T12:00:00Z
+    assert doc["@timestamp"] == "2026-11-27T12:00:00Z"
+    assert {"timestamp_out_of_range", "timestamp_fallback"} <= set(doc["logpipe"]["flags"])
+    assert doc["extra"] == {"time": str(raw) if not isinstance(raw, str) else raw}
+
+
+def test_old_times_are_kept_by_default_and_the_future_bound_can_be_lifted() -> None:
+    assert parse_doc(b'{"time": "1999-01-01T00:00:00Z"}')["@timestamp"] == "1999-01-01T00:00:00Z"
+    parser = LineParser(time_window=TimeWindow(max_future_s=None))
+    assert parse_doc(b'{"time": "2030-01-01T00:00:00Z"}', parser=parser)["@timestamp"] == "2030-01-01T00:00:00Z"

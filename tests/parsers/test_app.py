@@ -26,3 +26,20 @@ def test_invalid_utf8_is_replaced_and_flagged() -> None:
     doc = parse_doc(b"bad \xff byte", "app")
     assert doc["message"] == "bad \ufffd byte"
     assert "invalid_utf8" in doc["logpipe"]["flags"]
+
+
+def test_ecs_logging_lines_map_their_dotted_keys() -> None:
+    line = (
+        b'{"@timestamp":"2026-11-27T11:59:59.5Z","log.level":"WARN","message":"slow","ecs.version":"1.6.0",'
+        b'"trace.id":"t9","event.duration":1500,"http.response.status_code":504}'
+    )
+    doc = parse_doc(line, "app")
+    assert (doc["@timestamp"], doc["message"], field(doc, "log.level"), field(doc, "trace.id")) == (
+        "2026-11-27T11:59:59.500Z",
+        "slow",
+        "warn",
+        "t9",
+    )
+    assert field(doc, "event.duration") == 1500  # ECS durations are nanoseconds already
+    assert field(doc, "http.response.status_code") == 504
+    assert doc["extra"] == {"ecs_version": "1.6.0"}

@@ -42,7 +42,7 @@ def test_fragments_are_reassembled_with_the_first_offset() -> None:
     r1 = parser.parse(cri("stdout", "P", '{"msg":"a'), headers("stdout", 100))
     r2 = parser.parse(cri("stdout", "P", "bcd"), headers("stdout", 200))
     r3 = parser.parse(cri("stdout", "F", 'e"}'), headers("stdout", 300))
-    assert r1 == Partial("fingerprint::c0ffee", 100) and r2 == Partial("fingerprint::c0ffee", 200)
+    assert r1 == Partial("fingerprint::c0ffee", 100, "stdout") and r2 == Partial("fingerprint::c0ffee", 200, "stdout")
     assert isinstance(r3, Parsed) and r3.absorbed == 2
     assert r3.doc["message"] == "abcde"
     assert field(r3.doc, "log.offset") == 100
@@ -133,3 +133,13 @@ def test_empty_content_is_an_empty_message() -> None:
 )
 def test_level_is_guessed_only_from_a_leading_token(text: str, level: str | None) -> None:
     assert guess_level(text) == level
+
+
+def test_buffered_fragments_are_bounded_over_all_files() -> None:
+    parser = LineParser(max_buffered_bytes=10)
+    assert isinstance(parser.parse(cri("stdout", "P", "aaaaaa"), headers("stdout", 0)), Partial)
+    other = headers("stdout", 0, lp_file_id="fingerprint::other")
+    flushed = parser.parse(cri("stdout", "P", "bbbbbb"), other)  # would hold 12 bytes: emitted now
+    assert isinstance(flushed, Parsed) and flushed.doc["message"] == "bbbbbb"
+    assert "partial_overflow" in flushed.doc["logpipe"]["flags"]
+    assert parser.pending_fragments == 1 and parser.cri.total == 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import shutil
@@ -352,3 +353,59 @@ async def test_one_thousand_files_are_discovered_quickly(node: Node, start: Star
     await rec.wait(lambda: len(rec.added()) == 2000, timeout=10.0)
     print(f"\n1,000 files at start: {took:.3f}s; 1,000 new files while watching: {time.monotonic() - t1:.3f}s")
     assert len(d.targets()) == 2000
+
+
+async def test_inotify_watch_limit_reached_degrades_to_rescan(
+    node: Node, start: StartFn, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC from inotify_add_watch (fs.inotify.max_user_watches): warned once, files still found."""
+    from shipper.fs_watch import PathWatcher
+
+    real = PathWatcher._schedule
+
+    def no_space(self: PathWatcher, path: str, recursive: bool) -> object:
+        if "kubernetes.io~empty-dir" in path:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return real(self, path, recursive)
+
+    monkeypatch.setattr(PathWatcher, "_schedule", no_space)
+    pod = node.add_pod("web-7d9f8b6c4-x2k9p")
+    d, rec = await start(rescan_interval=0.3)
+    assert d.watching  # the roots are still watched
+    node.write(pod, "logs/access.log")
+    await rec.wait(lambda: len(rec.added()) == 1, timeout=2.0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "inotify watch limit reached" in w]) == 1
+
+
+async def test_a_deleted_pod_gives_its_watch_budget_back(node: Node, start: StartFn) -> None:
+    a = node.add_pod("a-7d9f8b6c4-x2k9p")
+    node.write(a, "logs/access.log")
+    d, rec = await start(watch_budget=2, rescan_interval=0.3)
+    await rec.wait(lambda: len(rec.added()) == 1)
+    watcher = d._watcher
+    assert watcher is not None and watcher.watched_pods == 1
+    node.delete_pod(a)
+    await rec.wait(lambda: len(rec.removed()) == 1, timeout=1.0)
+    b = node.add_pod("b-7d9f8b6c4-x2k9p")
+    node.write(b, "logs/access.log")
+    await rec.wait(lambda: len(rec.added()) == 2, timeout=1.0)
+    await rec.wait(lambda: watcher.watched_pods == 1 and watcher.degraded_pods == 0, timeout=2.0)
+    assert watcher.pod_uids() == {b.uid}
+
+
+async def test_missing_roots_are_warned_once_and_watched_once_they_exist(
+    node: Node, start: StartFn, caplog: pytest.LogCaptureFixture
+) -> None:
+    node.pods.rmdir()
+    node.logs.rmdir()
+    _, rec = await start(rescan_interval=0.2)
+    await asyncio.sleep(0.5)  # a few rescans
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all("cannot list root" in w for w in warned)
+    node.pods.mkdir()
+    node.logs.mkdir()
+    await asyncio.sleep(0.5)  # the next rescan watches the new roots
+    pod = node.add_pod("web-7d9f8b6c4-x2k9p")
+    node.write(pod, "logs/access.log")
+    await rec.wait(lambda: len(rec.added()) == 1, timeout=1.0)

@@ -19,9 +19,7 @@ from consumer.alerts.rules import EmailChannel
 def subject(n: Notification) -> str:
     """``[FIRING] pay-5xx critical service_name=pay-gw url_path=/pay``."""
     head = "FIRING" if n.status == "firing" else "RESOLVED"
-    groups = " ".join(
-        f"{k}={v}" for k, v in n.labels.items() if k not in ("alertname", "severity", "component") and v
-    )
+    groups = " ".join(f"{k}={v}" for k, v in n.labels.items() if k not in ("alertname", "severity", "component") and v)
     text = f"[{head}] {n.rule} {n.labels.get('severity', '')} {n.labels.get('component', '')} {groups}"
     return " ".join(text.split())[:200]
 

@@ -83,10 +83,12 @@ class _OneAttemptClient(LogClient):  # type: ignore[misc]
 
 def _error(exc: LogException) -> SlsRequestError:
     status = exc.get_resp_status()
+    # The SDK reports "no HTTP answer" (connection refused, timeout) with its default status 200.
+    answered = isinstance(status, int) and 0 < status != 200
     return SlsRequestError(
         str(exc.get_error_code()),
         str(exc.get_error_message())[:500],
-        status if isinstance(status, int) and status > 0 else 0,
+        status if answered else 0,
         str(exc.get_request_id() or ""),
     )
 

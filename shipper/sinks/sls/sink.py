@@ -113,8 +113,10 @@ class SlsSink:
         self._connected = False
 
     async def start(self) -> None:
-        """Create the clients and make one authenticated request; raises :class:`SlsRequestError`
-        when SLS cannot be reached or refuses the key (the caller retries)."""
+        """Create the clients and make one authenticated request (ListLogStores); raises
+        :class:`SlsRequestError` when SLS does not answer at all (the caller retries). A refusal is
+        only logged (``connected`` stays false): a write-only key may not list logstores, and a wrong
+        key shows as ERRORED batches until it is fixed."""
         self._services = [self._factory(self.cfg) for _ in range(self.cfg.max_in_flight)]
         pool: asyncio.Queue[SlsService] = asyncio.Queue()
         for s in self._services:
@@ -124,8 +126,10 @@ class SlsSink:
             await asyncio.to_thread(self._services[0].probe, self.cfg.project)
         except SlsRequestError as exc:
             self._connected = False
-            log.warning("SLS probe failed: %s", exc)
-            raise
+            if exc.http_status == 0:
+                raise
+            log.warning("SLS %s refused the start-up probe (ListLogStores): %s", self.cfg.endpoint, exc)
+            return
         self._connected = True
 
     @property
@@ -179,8 +183,9 @@ class SlsSink:
             await asyncio.to_thread(service.put, req)
         except SlsRequestError as exc:
             status = status_of(exc)
-            # Throttled or refused data: SLS answered, so the sink is still connected.
-            self._connected = status is BatchStatus.REJECTED or exc.code in THROTTLE_CODES
+            # Throttled (4xx) or refused data: SLS answered and works, so the sink is still connected.
+            throttled = exc.code in THROTTLE_CODES and 0 < exc.http_status < 500
+            self._connected = status is BatchStatus.REJECTED or throttled
             log.warning(
                 "SLS PutLogs %s/%s (%d lines) %s: %s",
                 req.project,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,13 +35,15 @@ class Recorder:
     fail_status: int = 503
     delay: float = 0.0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         self.requests.append(Recorded(request.path_qs, dict(request.headers), orjson.loads(raw) if raw else None))
         self.arrived.set()
         if self.delay:
-            await asyncio.sleep(self.delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), self.delay)
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.Response(status=self.fail_status, text="try later")
@@ -72,4 +75,5 @@ async def recorder() -> AsyncIterator[Recorder]:
     try:
         yield rec
     finally:
+        rec.release.set()  # let slow handlers finish, so the server stops at once
         await runner.cleanup()

@@ -70,9 +70,7 @@ def test_request_time_reads_event_duration_in_seconds() -> None:
 
 
 def test_scope_filters_components_namespaces_types() -> None:
-    rule, _ = compiled(
-        {"name": "s", "match": {"components": ["pay-gw"], "namespaces": ["prod"], "types": ["access"]}}
-    )
+    rule, _ = compiled({"name": "s", "match": {"components": ["pay-gw"], "namespaces": ["prod"], "types": ["access"]}})
     assert rule.matches(ecs())
     assert not rule.matches(ecs(component="cart"))
     assert not rule.matches(ecs(namespace="staging"))
@@ -243,7 +241,12 @@ def test_samples_are_bounded_and_truncated() -> None:
 
 def test_state_is_bounded_and_evicts_least_recently_used_non_firing_groups() -> None:
     rule, st = compiled(
-        {"name": "b", "match": {"keywords": ["panic"]}, "condition": {"count": 2, "within": "1h"}, "group_by": ["path"]},
+        {
+            "name": "b",
+            "match": {"keywords": ["panic"]},
+            "condition": {"count": 2, "within": "1h"},
+            "group_by": ["path"],
+        },
         max_groups=3,
     )
     evaluate(rule, st, ecs(path="/hot"), T0)

@@ -25,7 +25,13 @@ async def test_a_matching_line_reaches_the_robot_as_markdown(recorder: Recorder)
             "annotations": {"summary": "{{count}} panics on {{url.path}} in {{service.name}}"},
             "channels": ["robot"],
         },
-        channels={"robot": {"type": "wecom", "webhook": recorder.url + "/cgi-bin/webhook/send?key=k1", "mention": ["zhangsan"]}},
+        channels={
+            "robot": {
+                "type": "wecom",
+                "webhook": recorder.url + "/cgi-bin/webhook/send?key=k1",
+                "mention": ["zhangsan"],
+            }
+        },
     )
     engine = AlertEngine(rf)
     await engine.start()

@@ -43,14 +43,26 @@ def sdk_client(endpoint: str, key_id: str, secret: str) -> LogClient:
     return client
 
 
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
 def pull_all(client: LogClient, project: str, logstore: str) -> list[dict[str, Any]]:
-    """Every log of the logstore as the SDK flattens it (``__tag__:<key>``, ``__topic__``, ...)."""
+    """Every log of the logstore pulled with the SDK, flattened like SLS shows it (``__topic__``,
+    ``__source__``, ``__time__``, ``__tag__:<key>``) with contents as the exact bytes stored (the SDK's
+    own flattening decodes them and drops invalid UTF-8)."""
     out: list[dict[str, Any]] = []
     for shard in client.list_shards(project, logstore).get_shards_info():
         cursor = client.get_cursor(project, logstore, shard["shardID"], "begin").get_cursor()
         while True:
             resp = client.pull_logs(project, logstore, shard["shardID"], cursor, count=100)
-            out.extend(resp.get_flatten_logs_json())
+            for group in resp.get_loggroup_list().LogGroups:
+                tags = {f"__tag__:{t.Key}": t.Value for t in group.LogTags}
+                for log in group.Logs:
+                    item: dict[str, Any] = {"__time__": log.Time, "__topic__": group.Topic, "__source__": group.Source}
+                    item.update(tags)
+                    item.update({c.Key: _bytes(c.Value) for c in log.Contents})
+                    out.append(item)
             if resp.get_loggroup_count() == 0:
                 break
             cursor = resp.get_next_cursor()

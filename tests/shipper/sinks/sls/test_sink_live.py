@@ -85,9 +85,8 @@ async def test_wrong_key_is_errored_and_keeps_the_lines(sls: SlsServer) -> None:
     # ERRORED, not REJECTED: a wrong key is a configuration fault that a fixed key cures; dead-lettering
     # would discard every line shipped until then, retrying keeps them behind the checkpoint.
     bad = SlsSink(config(sls, access_key_secret="wrong-secret"))
-    with pytest.raises(SlsRequestError) as err:
-        await bad.start()
-    assert (err.value.code, err.value.http_status) == ("SignatureNotMatch", 401)
+    await bad.start()  # SLS answered (401 SignatureNotMatch): started, but not connected
+    assert not bad.connected
     batch = lines(meta(), 3)
     assert await bad.send(batch) is BatchStatus.ERRORED
     assert not bad.connected
@@ -118,6 +117,13 @@ async def test_throttling_is_errored_and_bad_data_rejected(sls: SlsServer, sink:
     assert sink.connected  # SLS answered: throttled, not down
     sls.fail_next(1, 400, "PostBodyInvalid", "bad body")
     assert await sink.send(lines(meta(), 2)) is BatchStatus.REJECTED
+
+
+async def test_start_raises_when_nothing_answers(sls: SlsServer) -> None:
+    await sls.stop()
+    with pytest.raises(SlsRequestError) as err:
+        await SlsSink(config(sls)).start()
+    assert (err.value.code, err.value.http_status) == ("LogRequestError", 0)
 
 
 async def test_stopped_server_is_errored_quickly(sls: SlsServer, sink: SlsSink) -> None:

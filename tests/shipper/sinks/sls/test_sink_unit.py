@@ -4,6 +4,7 @@ import pytest
 
 from logpipe.config_base import ConfigError, validate_mapping
 from logpipe.delivery import BatchStatus
+from shipper.sinks.base import Sink
 from shipper.sinks.sls.config import SlsSinkConfig
 from shipper.sinks.sls.service import SlsRequestError
 from shipper.sinks.sls.sink import SlsSink, status_of
@@ -60,4 +61,9 @@ def test_config_errors_name_the_fix() -> None:
 def test_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_SLS_SECRET", "s3cret")
     assert SlsSinkConfig(access_key_secret_env="MY_SLS_SECRET").secret() == "s3cret"
-    assert SlsSinkConfig(access_key_secret="inline").secret() == "inline"
+    assert SlsSinkConfig.model_validate({"access_key_secret": "inline"}).secret() == "inline"
+
+
+def test_sls_sink_is_a_sink() -> None:
+    sink: Sink = SlsSink(SlsSinkConfig())  # checked by mypy against the protocol
+    assert sink.name == "sls" and not sink.connected

@@ -1,0 +1,256 @@
+"""Consumer throughput: documents/s from Kafka into Elasticsearch, against the same cluster's ceiling.
+
+    python bench/consumer_bench.py [--lines 100000] [--actions 4000] [--bytes 4MiB] [--concurrency 2]
+                                   [--refresh 1s] [--rounds 2] [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
+
+Per round, on the same Elasticsearch:
+
+1. **ceiling**: the documents the consumer would write (the same lines parsed by the same parser,
+   encoded as the same ``_bulk`` bodies) are built *before* timing, then posted by a tight loop with
+   the same bulk size and concurrency — nothing but Elasticsearch's own indexing speed;
+2. **end to end**: the same lines are produced to a fresh topic *before* timing (with the shipper's
+   headers), then a :class:`ConsumerService` is started and timed from its first fetched record until
+   every record is resolved (indexed and committable) — fetch, parse, serialize, bulk, check.
+
+Each round writes into fresh indices (deleted after), so both sides pay for creating the same
+mapping. The ratio end-to-end / ceiling is the figure of merit (target >= 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from access_log_gen import line as gen_line
+
+from consumer.bulk import BulkBatcher, BulkRequest, index_name
+from consumer.config import ConsumerConfig
+from consumer.index_templates import install_templates, remove_templates
+from consumer.indexer import make_client
+from consumer.service import ConsumerService
+from consumer.work import Work
+from logpipe.cli.consume import tune_gc
+from logpipe.envelope import LineRecord, SourceMeta, decode_headers, document_id
+from parsers import LineParser, Parsed
+
+
+def make_records(n: int, run: str) -> list[LineRecord]:
+    """``n`` access lines from 20 files, as the shipper would ship them."""
+    rng = random.Random(7)
+    out: list[LineRecord] = []
+    offsets = [0] * 20
+    metas = [
+        SourceMeta(
+            "node-1",
+            "prod",
+            f"pay-gw-{k}",
+            f"uid-{k}",
+            "app",
+            "pay-gw",
+            "access",
+            f"/var/log/pay-gw-{k}/access.log",
+            f"fingerprint::{run}-{k}",
+        )
+        for k in range(20)
+    ]
+    now_ms = int(time.time() * 1000)
+    for i in range(n):
+        k = i % 20
+        value = gen_line(rng, i)
+        out.append(LineRecord(metas[k], offsets[k], value, now_ms))
+        offsets[k] += len(value) + 1
+    return out
+
+
+def config(args: argparse.Namespace, prefix: str, topic: str) -> ConsumerConfig:
+    return ConsumerConfig.model_validate(
+        {
+            "kafka": {
+                "bootstrap": args.kafka,
+                "group_id": f"{prefix}-g",
+                "topics": [topic],
+                "dead_letter_topic": f"{prefix}-dlq",
+                "max_poll_records": args.actions,
+            },
+            "elasticsearch": {"url": args.es},
+            "index": {"prefix": prefix, "refresh_interval": args.refresh, "retention_days": 36500},
+            "bulk": {"max_actions": args.actions, "max_bytes": args.bytes, "concurrency": args.concurrency},
+            "http": {"host": "127.0.0.1", "port": 0},
+        }
+    )
+
+
+def prebuilt_bodies(records: list[LineRecord], prefix: str, args: argparse.Namespace) -> list[BulkRequest]:
+    parser = LineParser(None)
+    batcher = BulkBatcher(args.bytes, args.actions)
+    out: list[BulkRequest] = []
+    now = time.time()
+    for i, r in enumerate(records):
+        res = parser.parse(r.value, decode_headers(r.headers()))
+        assert isinstance(res, Parsed), res
+        w = Work(
+            topic="t",
+            partition=0,
+            generation=1,
+            offsets=[i],
+            raw=r.value,
+            headers=[],
+            key=None,
+            kafka_offset=i,
+            doc=res.doc,
+            log_type=res.log_type,
+            index=index_name(prefix, res.log_type, res.doc, now),
+            doc_id=document_id(r.meta.file_id, r.offset),
+        )
+        closed = batcher.add(w)
+        if closed is not None:
+            out.append(closed)
+    last = batcher.take()
+    if last is not None:
+        out.append(last)
+    return out
+
+
+async def ceiling(args: argparse.Namespace, records: list[LineRecord]) -> float:
+    """Docs/s of a tight loop posting pre-built bodies with the consumer's bulk size and concurrency."""
+    prefix = f"bench-ceil-{uuid.uuid4().hex[:8]}"
+    cfg = config(args, prefix, "unused")
+    es = make_client(cfg.elasticsearch)
+    try:
+        await install_templates(es, cfg.index)
+        bodies = [req.body() for req in prebuilt_bodies(records, prefix, args)]
+        queue = list(reversed(bodies))
+        errors = 0
+
+        async def worker() -> None:
+            nonlocal errors
+            while queue:
+                body = queue.pop()
+                resp = await es.bulk(operations=body, filter_path="errors")  # type: ignore[arg-type]
+                errors += bool(resp.body.get("errors"))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        elapsed = time.perf_counter() - started
+        if errors:
+            raise RuntimeError(f"{errors} ceiling bulks had item errors")
+        return len(records) / elapsed
+    finally:
+        await es.indices.delete(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
+        await remove_templates(es, prefix)
+        await es.close()
+
+
+async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> float:
+    """Docs/s of the consumer indexing records already waiting in Kafka."""
+    prefix = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}-access"
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=args.partitions, replication_factor=1)])
+    producer = AIOKafkaProducer(
+        bootstrap_servers=args.kafka, acks="all", linger_ms=20, max_batch_size=1 << 20, compression_type="lz4"
+    )
+    await producer.start()
+    futs = [await producer.send(topic, value=r.value, key=r.key, headers=r.headers()) for r in records]
+    await asyncio.gather(*futs)
+    await producer.stop()
+
+    svc = ConsumerService(config(args, prefix, topic))
+    first_fetch: list[float] = []
+    orig_ingest = svc._ingest
+
+    def timed_ingest(tp: Any, recs: Any) -> None:
+        if not first_fetch:
+            first_fetch.append(time.perf_counter())
+        orig_ingest(tp, recs)
+
+    svc._ingest = timed_ingest  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(svc.run())
+    try:
+        while True:
+            done = sum((st.position or 0) for tp in svc.offsets.partitions() if (st := svc.offsets.state(tp)))
+            if done >= len(records):
+                break
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - first_fetch[0]
+        return len(records) / elapsed
+    finally:
+        svc.request_stop()
+        await task
+        es = make_client(svc.cfg.elasticsearch)
+        await es.indices.delete(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
+        await remove_templates(es, prefix)
+        await es.close()
+        await admin.delete_topics([topic, f"{prefix}-dlq"])
+        await admin.close()
+
+
+def parse_bytes(text: str) -> int:
+    units = {"kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
+    t = text.strip().lower()
+    for u, m in units.items():
+        if t.endswith(u):
+            return int(float(t[: -len(u)]) * m)
+    return int(t)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--actions", type=int, default=4000)
+    ap.add_argument("--bytes", type=parse_bytes, default=4 * 1024 * 1024)
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--refresh", default="1s")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--kafka", default="127.0.0.1:9092")
+    ap.add_argument("--es", default="http://127.0.0.1:9200")
+    ap.add_argument("--default-gc", action="store_true", help="keep Python's default GC thresholds")
+    args = ap.parse_args()
+
+    records = make_records(args.lines, uuid.uuid4().hex[:6])
+    if not args.default_gc:
+        tune_gc()  # as `logpipe consume` does
+    await ceiling(args, records[: min(len(records), 20_000)])  # warm-up: JIT, caches (not counted)
+    ceilings: list[float] = []
+    e2es: list[float] = []
+    for r in range(args.rounds):
+        # Alternate the order so a slow phase of the (shared) machine does not always favour one side.
+        if r % 2 == 0:
+            c = await ceiling(args, records)
+            e = await end_to_end(args, records)
+        else:
+            e = await end_to_end(args, records)
+            c = await ceiling(args, records)
+        ceilings.append(c)
+        e2es.append(e)
+        print(f"round {r + 1}: ceiling {c:,.0f} docs/s, end-to-end {e:,.0f} docs/s, ratio {e / c:.2f}", flush=True)
+    c, e = statistics.median(ceilings), statistics.median(e2es)
+    ratios = sorted(x / y for x, y in zip(e2es, ceilings, strict=True))
+    load = f"{os.getloadavg()[0]:.1f}"
+    print(
+        f"lines={args.lines} actions={args.actions} bytes={args.bytes} concurrency={args.concurrency} "
+        f"refresh={args.refresh}: ceiling {c:,.0f} docs/s, end-to-end {e:,.0f} docs/s, "
+        f"ratio of medians {e / c:.2f}, median ratio {statistics.median(ratios):.2f} (load {load})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

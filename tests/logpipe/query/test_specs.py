@@ -1,0 +1,96 @@
+"""Option parsing of `logpipe query`: aggregates, time ranges, rotated-set order, malformed lines."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from logpipe.query.aggregates import Agg, SpecError, parse_aggs, parse_by, split_list
+from logpipe.query.inputs import first_malformed, is_malformed, rotation_key
+from logpipe.query.timerange import TimeSpecError, bucket_seconds, time_range
+
+
+def test_aggregates_keep_their_text_as_the_output_key() -> None:
+    aggs = parse_aggs("count, p99(request_time),avg( bytes ),p99.9(request_time),distinct(url.path)")
+    assert [a.key for a in aggs] == [
+        "count",
+        "p99(request_time)",
+        "avg( bytes )",
+        "p99.9(request_time)",
+        "distinct(url.path)",
+    ]
+    assert aggs[1] == Agg("quantile", "request_time", 0.99, "p99(request_time)")
+    assert aggs[2].field == "bytes"
+    assert aggs[3].fraction == pytest.approx(0.999)
+
+
+def test_default_aggregate_is_count() -> None:
+    assert parse_aggs(None) == [Agg("count", None, 0.0, "count")]
+
+
+@pytest.mark.parametrize("bad", ["sum", "count(status)", "p101(x)", "median(x)", "sum(a", "p(x)"])
+def test_bad_aggregates_name_the_accepted_forms(bad: str) -> None:
+    with pytest.raises(SpecError):
+        parse_aggs(bad)
+
+
+def test_lists_split_on_top_level_commas_only() -> None:
+    assert split_list("count,p99(a),sum(b)") == ["count", "p99(a)", "sum(b)"]
+    assert parse_by(" status , url.path ") == ["status", "url.path"]
+
+
+def test_time_range_from_iso_with_offset_naive_utc_and_durations_ago() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    r = time_range(None, "2026-11-27T18:00:00+08:00", "2026-11-27 11:00", now=now)
+    assert r.start == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert r.end == datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
+    assert time_range("90m", None, None, now=now).start == datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
+    assert time_range(None, "2h", "1h", now=now).end == datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "start", "end", "message"),
+    [("1h", "2h", None, "both set"), (None, "later", None, "not a time"), (None, "1h", "2h", "not after")],
+)
+def test_bad_time_ranges(since: str | None, start: str | None, end: str | None, message: str) -> None:
+    with pytest.raises(TimeSpecError, match=message):
+        time_range(since, start, end)
+
+
+def test_buckets() -> None:
+    assert bucket_seconds("1m") == 60.0
+    assert bucket_seconds("500ms") == 0.5
+    with pytest.raises(TimeSpecError):
+        bucket_seconds("0s")
+
+
+def test_a_rotated_set_sorts_oldest_first_and_the_live_file_last() -> None:
+    names = ["access.log", "access.log.1", "access.log.10.gz", "access.log.2.gz", "access.log.3.zst"]
+    assert sorted(names, key=rotation_key) == [
+        "access.log.10.gz",
+        "access.log.3.zst",
+        "access.log.2.gz",
+        "access.log.1",
+        "access.log",
+    ]
+    dated = ["app.log", "app.log-20261127.gz", "app.log-20261125.gz"]
+    assert sorted(dated, key=rotation_key) == ["app.log-20261125.gz", "app.log-20261127.gz", "app.log"]
+
+
+def test_what_counts_as_malformed() -> None:
+    assert is_malformed(b'{"a": 1}\n') is False
+    assert is_malformed(b"   \n") is None
+    for line in (b"[1]", b"null", b'"s"', b'{"a":', b'{"a":1}{"b":2}', b"text"):
+        assert is_malformed(line) is True
+
+
+def test_first_malformed_reads_compressed_files_and_stops_there(tmp_path: Path) -> None:
+    gz = tmp_path / "a.log.gz"
+    gz.write_bytes(gzip.compress(b'{"a":1}\n\n{"b":2}\n{oops\n{"c":3}\nbad\n'))
+    assert first_malformed(gz) == 4
+    clean = tmp_path / "b.log"
+    clean.write_bytes(b'{"a":1}\n')
+    assert first_malformed(clean) is None
