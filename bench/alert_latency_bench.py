@@ -120,7 +120,7 @@ async def create_topics(kafka: str, topics: list[str]) -> None:
         await admin.close()
 
 
-async def cleanup(am: str, es: str, alertname: str, prefix: str, topic: str, kafka: str) -> None:
+async def cleanup(am: str, es: str, alertname: str, prefix: str, topics: list[str], kafka: str) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.get(am + "/api/v2/alerts", params={"filter": f'alertname="{alertname}"'}) as resp:
             alerts = await resp.json() if resp.status == 200 else []
@@ -137,7 +137,8 @@ async def cleanup(am: str, es: str, alertname: str, prefix: str, topic: str, kaf
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
     try:
-        await admin.delete_topics([topic, topic + "-other"])
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([t for t in topics if t in existing])
     except Exception as exc:  # best effort
         print(f"topic cleanup: {exc!r}", file=sys.stderr)
     finally:
@@ -147,7 +148,7 @@ async def cleanup(am: str, es: str, alertname: str, prefix: str, topic: str, kaf
 async def run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:8]
     alertname = f"alert-latency-{run_id}"
-    topic = f"bench-alerts-{run_id}"
+    topic = f"bench-alerts-{run_id}-access"
     prefix = f"bench-alerts-{run_id}"
     work = Path(tempfile.mkdtemp(prefix="alert-bench-"))
     sim = PodSimulator(work / "pods", work / "logs", seed=5)
@@ -179,14 +180,13 @@ async def run(args: argparse.Namespace) -> int:
             "pods_root": str(work / "pods"),
             "logs_root": str(work / "logs"),
             "registry": {"path": str(work / "registry.json")},
-            "kafka": {
-                "bootstrap": args.kafka,
-                "topics": {"access": topic, "stdout": topic + "-other", "app": topic + "-other"},
-            },
+            "kafka": {"bootstrap": args.kafka},
+            "rules": {"topic_prefix": f"bench-alerts-{run_id}-"},
             "http": {"port": 0},
         },
     )
-    await create_topics(args.kafka, [topic, topic + "-other"])
+    others = [f"bench-alerts-{run_id}-{t}" for t in ("app", "stdout", "trace")]
+    await create_topics(args.kafka, [topic])
     py = [sys.executable, "-m", "logpipe.cli.main"]
     consumer = start(
         [
@@ -241,7 +241,7 @@ async def run(args: argparse.Namespace) -> int:
         stop_bg.set()
         for p in procs:
             stop(p)
-        await cleanup(args.alertmanager, args.es, alertname, prefix, topic, args.kafka)
+        await cleanup(args.alertmanager, args.es, alertname, prefix, [topic, *others], args.kafka)
     if not latencies:
         print("no alert arrived", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from elasticsearch import AsyncElasticsearch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from consumer.index_templates import remove_templates
 from tests.end_to_end import Pipeline
 
 
@@ -97,6 +98,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.gather(writer(), poller())
         finally:
             await es.indices.delete(index=f"{name}-*", allow_no_indices=True, ignore_unavailable=True)
+            await remove_templates(es, name)
             await es.close()
             await asyncio.to_thread(p.stop)
             admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)

@@ -35,8 +35,8 @@ class KafkaConfig(StrictModel):
     """Where unparseable lines and documents Elasticsearch refuses go, with the reason and raw bytes."""
     client_id: str = "logpipe-consumer"
     """Client id shown in the broker's logs."""
-    max_poll_records: int = Field(default=5000, gt=0)
-    """Upper bound of records handed over by one fetch."""
+    max_poll_records: int = Field(default=1000, gt=0)
+    """Upper bound of records parsed per loop turn (small turns let finished bulks be followed up quickly)."""
     fetch_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Upper bound of bytes one fetch response may hold (bounds memory with the buffer limit)."""
     session_timeout: Duration = 30.0

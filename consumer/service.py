@@ -104,6 +104,8 @@ class ConsumerService:
         if self._on_listening is not None:
             self._on_listening(port)
         await self._install_templates()
+        if self._stopping.is_set():
+            return port  # stopped while waiting for Elasticsearch: nothing was fetched
         if not self.ilm:
             self._side_tasks.append(
                 asyncio.create_task(run_retention(self.es, self.cfg.index.prefix, self.cfg.index.retention_days))
@@ -138,7 +140,8 @@ class ConsumerService:
         """Start, loop until :meth:`request_stop`, then drain and close."""
         try:
             await self.start()
-            await self._loop()
+            if self._started:
+                await self._loop()
         finally:
             await self.close()
 

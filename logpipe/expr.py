@@ -53,6 +53,9 @@ class ExprError(ValueError):
         caret = " " * (column - 1) + "^"
         super().__init__(f"invalid expression at column {column}: {problem}\n  {text}\n  {caret}")
 
+    def __reduce__(self) -> tuple[type[ExprError], tuple[str, int, str]]:
+        return (ExprError, (self.text, self.column, self.problem))
+
 
 @dataclass(frozen=True, slots=True)
 class Compare:

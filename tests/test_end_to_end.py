@@ -17,6 +17,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import AsyncElasticsearch
 
+from consumer.index_templates import remove_templates
 from tests.end_to_end import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -36,10 +37,7 @@ async def pipeline(
         es = AsyncElasticsearch(es_url)
         try:
             await es.indices.delete(index=f"{unique_name}-*", allow_no_indices=True, ignore_unavailable=True)
-            for name in (f"{unique_name}-daily",):
-                await es.options(ignore_status=404).indices.delete_index_template(name=name)
-            for name in (f"{unique_name}-settings", f"{unique_name}-mappings"):
-                await es.options(ignore_status=404).cluster.delete_component_template(name=name)
+            await remove_templates(es, unique_name)
         finally:
             await es.close()
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)

@@ -59,7 +59,7 @@ def _message(doc: Mapping[str, Any]) -> str:
 
 def _record_hit(rule: CompiledRule, g: GroupState, doc: Mapping[str, Any]) -> None:
     g.hits += 1
-    g.last_doc = dict(doc)
+    g.last_doc = doc  # a reference: the consumer does not mutate a document after observe()
     g.add_sample(_message(doc), rule.samples, rule.sample_chars)
 
 

@@ -43,10 +43,13 @@ def _path_getter(path: str) -> Accessor:
     def get(doc: Mapping[str, Any]) -> Any:
         d: Any = doc
         for key in parts:
-            if not isinstance(d, Mapping):
+            if isinstance(d, dict):  # the common case, cheaper than the ABC check below
+                d = d.get(key)
+            elif isinstance(d, Mapping):
+                d = d.get(key)
+            else:
                 d = None
                 break
-            d = d.get(key)
         if d is None and len(parts) > 1:
             return doc.get(path)
         return d

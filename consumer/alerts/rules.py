@@ -63,6 +63,8 @@ class WeComChannel(ChannelBase):
 
     type: Literal["wecom"]
     webhook: str
+    rate_limit: int = Field(default=20, ge=1)
+    """The robot itself accepts 20 messages per minute."""
     mention: list[str] = Field(default_factory=list)
     """WeCom user ids appended as ``<@userid>`` mentions."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ class GroupState:
     last_notified: tuple[int, int, str] = (0, 0, "")
     """(count, total, why) of the last new/realert notification, repeated by re-assertions."""
     samples: deque[str] = field(default_factory=deque)
-    last_doc: dict[str, Any] | None = None
+    last_doc: Mapping[str, Any] | None = None
     restored: bool = False
     """Firing as read back from Alertmanager after a restart, not yet confirmed by this process: it
     is not re-asserted, and is forgotten without a *resolved* (Alertmanager lets it expire at its

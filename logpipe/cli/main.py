@@ -24,7 +24,7 @@ app.command("trace", help="Show every span and log line of one trace, in time or
 app.command("demo", help="Run the whole pipeline locally on generated pod logs, end to end.")(demo.demo)
 app.add_typer(alerts.app, name="alerts", help="Validate, test and list keyword alert rules.")
 app.add_typer(dev.app, name="dev", help="Provision and run the local services (Kafka, Elasticsearch, Alertmanager).")
-app.add_typer(config.app, name="config", help="Check configuration files.")
+app.add_typer(config.app, name="config", help="Check configuration files; print their reference (docs/CONFIG.md).")
 
 if __name__ == "__main__":
     app()

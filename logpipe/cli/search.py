@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-from logpipe.search.search_command import SearchOptions, run
-
 DEFAULT_ES_URL = "http://127.0.0.1:9200"
 
 
@@ -79,6 +77,9 @@ def search(
     ] = 30.0,
 ) -> None:
     """Search logs in Elasticsearch; exit 0 with hits, 1 without, 2 on an error (like grep)."""
+    # Imported here: the Elasticsearch client costs ~0.2 s to import, which other verbs need not pay.
+    from logpipe.search.search_command import SearchOptions, run
+
     options = SearchOptions(
         text=query,
         components=tuple(component or ()),

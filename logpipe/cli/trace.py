@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from logpipe.cli.search import DEFAULT_ES_URL, Colour, use_colour
-from logpipe.search.trace_command import TraceOptions, run
 
 
 def trace(
@@ -22,6 +21,8 @@ def trace(
     color: Annotated[Colour, typer.Option("--color", help="auto (on a terminal), always, never.")] = Colour.auto,
 ) -> None:
     """Show the spans (a tree by parent, with durations) and log lines of one trace; exit 1 if none."""
+    from logpipe.search.trace_command import TraceOptions, run  # lazily: see logpipe/cli/search.py
+
     options = TraceOptions(
         trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color)
     )

@@ -76,7 +76,20 @@ class FieldResolver:
     raw: Callable[[str, RawType], str]
     has_key: Callable[[str], bool]
     sample_desc: str = "in the first lines of the input"
+    keys_of: Callable[[FieldSpec], tuple[str, ...]] = lambda spec: spec.keys
+    """The raw keys read for a field: all of the dialect's, or a prefix (see ``Engine.pruned_keys``)."""
+    pruned: list[str] = field(default_factory=list)
+    """SQL of each field read with fewer keys than the dialect has: NULL there makes a row a candidate."""
     _cache: dict[str, Column] = field(default_factory=dict)
+
+    def _keys(self, spec: FieldSpec) -> tuple[str, ...]:
+        keys = self.keys_of(spec)
+        return keys if keys else spec.keys
+
+    def _note(self, spec: FieldSpec, sql: str) -> str:
+        if self._keys(spec) != spec.keys and sql not in self.pruned:
+            self.pruned.append(sql)
+        return sql
 
     def _raw(self, key: str) -> str:
         owner = next((f for f in self.dialect.fields if key in f.keys), None)
@@ -87,7 +100,7 @@ class FieldResolver:
     def time_sql(self) -> str:
         """TIMESTAMPTZ of the line's time field (NULL when absent or unreadable)."""
         spec = self.dialect.spec("time")
-        text = "COALESCE(" + ", ".join(self._raw(k) for k in spec.keys) + ")"
+        text = self._note(spec, "COALESCE(" + ", ".join(self._raw(k) for k in self._keys(spec)) + ")")
         return timestamp_sql(text)
 
     def resolve(self, name: str) -> Column:
@@ -115,12 +128,12 @@ class FieldResolver:
         if spec.kind == "duration":
             # The first raw key present wins, each in its own unit.
             parts = []
-            for key in spec.keys:
+            for key in self._keys(spec):
                 ns = NS_PER_UNIT[self.dialect.unit_of(key)]
                 factor = ns if ecs else ns / 1e9
-                parts.append(f"{self._raw(key)} * {factor!r}")
-            return Column(name, "COALESCE(" + ", ".join(parts) + ")", "number", spec)
-        text = "COALESCE(" + ", ".join(self._raw(k) for k in spec.keys) + ")"
+                parts.append(f"{self._raw(key)} * {factor!r}" if factor != 1 else self._raw(key))
+            return Column(name, self._note(spec, "COALESCE(" + ", ".join(parts) + ")"), "number", spec)
+        text = self._note(spec, "COALESCE(" + ", ".join(self._raw(k) for k in self._keys(spec)) + ")")
         if spec.name == "path":
             text = f"NULLIF(split_part({text}, '?', 1), '')"
         return Column(name, text, "number" if spec.kind == "long" else "text", spec)

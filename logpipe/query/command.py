@@ -129,6 +129,8 @@ def run(o: QueryOptions) -> int:
         return _fail("--sql runs alone — fix: put the filter and grouping into the SQL")
     if o.top is not None and o.top < 1:
         return _fail(f"--top {o.top}: use a number of groups, 1 or more")
+    if not o.files and sys.stdin.isatty():
+        return _fail("no input — fix: give FILES (globs work), or pipe lines in: ... | logpipe query -")
     out_tty = sys.stdout.isatty()
     chosen = o.fmt or ("table" if out_tty else "json")
     inputs = None

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import orjson
 import zstandard
@@ -121,20 +121,19 @@ def open_text_lines(path: Path) -> Iterator[IO[bytes]]:
             yield f
 
 
-def sample_keys(inputs: Inputs, lines: int = SAMPLE_LINES) -> set[str]:
-    """Top-level keys seen in the first ``lines`` lines of the first input (dotted paths for nested ones)."""
-    keys: set[str] = set()
-    if not inputs.paths:
-        return keys
-    with open_text_lines(inputs.paths[0]) as f:
-        for _, line in zip(range(lines), f, strict=False):
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                keys.update(obj)
-    return keys
+def sample(inputs: Inputs, lines: int = SAMPLE_LINES) -> list[dict[str, Any]]:
+    """The JSON objects among the first ``lines`` lines of each input (a small, cheap read)."""
+    docs: list[dict[str, Any]] = []
+    for path in inputs.paths:
+        with open_text_lines(path) as f:
+            for _, line in zip(range(lines), f, strict=False):
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    docs.append(obj)
+    return docs
 
 
 def is_malformed(line: bytes) -> bool | None:
@@ -172,34 +171,46 @@ def first_malformed(path: Path, expected: int | None = None) -> int | None:
 
 
 def _shape_scan(path: Path, chunk_size: int = 32 << 20) -> tuple[int, int | None]:
-    """How many non-blank lines do not look like ``{...}``, and the first of them."""
+    """How many non-blank lines do not look like ``{...}``, and the first of them.
+
+    Works on the chunks as read (no joining or slicing of clean chunks): the complete lines between
+    a chunk's first and last newline are clean when every newline among them sits between ``}``
+    and ``{``, which one ``bytes.count`` tells.
+    """
     failing = 0
     first: int | None = None
-    lines_before = 0
-    rest = b""
+    line_no = 0  # lines completed before the current position
+    tail = b""  # the unfinished last line of the previous chunk
+
+    def check(lines: list[bytes]) -> None:
+        nonlocal failing, first, line_no
+        for line in lines:
+            line_no += 1
+            text = line.strip()
+            if text and not (text.startswith(b"{") and text.endswith(b"}")):
+                failing += 1
+                first = first or line_no
+
     with open_text_lines(path) as f:
-        while True:
-            chunk = f.read(chunk_size)
-            data = rest + chunk
-            if chunk:
-                cut = data.rfind(b"\n") + 1
-                data, rest = data[:cut], data[cut:]
-            elif data and not data.endswith(b"\n"):
-                data += b"\n"
-            if not data:
-                if not chunk:
-                    break
+        while chunk := f.read(chunk_size):
+            lo = chunk.find(b"\n")
+            if lo < 0:
+                tail += chunk
                 continue
-            lines = data.count(b"\n")
-            # One pass: in a clean chunk every newline but the last sits between "}" and "{".
-            clean = data.startswith(b"{") and data.endswith(b"}\n") and data.count(b"}\n{") == lines - 1
-            if not clean:
-                for number, line in enumerate(data.split(b"\n")[:-1], lines_before + 1):
-                    text = line.strip()
-                    if text and not (text.startswith(b"{") and text.endswith(b"}")):
-                        failing += 1
-                        first = first or number
-            lines_before += lines
-            if not chunk:
-                break
+            hi = chunk.rfind(b"\n")
+            check([tail + chunk[:lo]])
+            middle = chunk.count(b"\n", lo + 1, hi + 1)  # complete lines after the first newline
+            if middle:
+                clean = (
+                    chunk[lo + 1 : lo + 2] == b"{"
+                    and chunk[hi - 1 : hi] == b"}"
+                    and chunk.count(b"}\n{", lo + 1, hi) == middle - 1
+                )
+                if clean:
+                    line_no += middle
+                else:
+                    check(chunk[lo + 1 : hi].split(b"\n"))
+            tail = chunk[hi + 1 :]
+    if tail:
+        check([tail])
     return failing, first

@@ -131,10 +131,10 @@ def render(report: dict[str, Any], out: TextIO, *, color: bool) -> None:
         _secs(s["p50"]),
         ("   p99 ", "bold"),
         _secs(s["p99"]),
-        ("   span ", "bold"),
-        f"{s['first_minute'] or '-'} .. {s['last_minute'] or '-'}",
         ("   malformed ", "bold"),
         f"{s['malformed']:,}",
+        ("\nspan ", "bold"),
+        f"{s['first_minute'] or '-'} .. {s['last_minute'] or '-'}",
     )
 
     def table(title: str, cols: list[str]) -> Table:

@@ -3,8 +3,9 @@
 * :class:`FastSource` -- ``read_json(format='newline_delimited', ignore_errors=true, columns=...)``
   with only the raw keys the query needs (unknown keys cost nothing), numbers as DOUBLE. A malformed
   line becomes a row whose columns are all NULL; so does a valid line that has none of the keys.
-  Such rows are *candidates* (``_bad``): the engine counts them in the same pass, and only when
-  there are some does it find out how many are malformed (:func:`malformed_sql`).
+  Such rows, and rows where a field read with fewer keys than its dialect has is NULL
+  (``also_bad``), are *candidates* (``_bad``): the engine counts them in the same pass, and only
+  when there are some does it find out how many are malformed (:func:`malformed_sql`).
 * :class:`ExactSource` -- ``read_ndjson_objects`` + one ``json_extract_string`` per line: ``_bad`` is
   exactly "not a JSON object". About 1.3x slower; used when the fast source cannot tell (valid lines
   without any of the keys, and a ``--where`` that keeps missing fields) or cannot read the keys
@@ -48,6 +49,8 @@ class FastSource:
         self.paths = paths
         self.keys: list[str] = []
         self.types: dict[str, RawType] = {}
+        self.also_bad: list[str] = []
+        """More candidate conditions: fields read with fewer keys than the dialect has, when NULL."""
 
     def raw(self, key: str, type: RawType) -> str:
         # DuckDB converts a JSON number straight into a DOUBLE column, cheaper than via text.
@@ -58,12 +61,13 @@ class FastSource:
         return quote_ident(key)
 
     def usable(self) -> bool:
-        """False when two keys differ only in case (DuckDB column names are case-insensitive)."""
-        return len({k.lower() for k in self.keys}) == len(self.keys)
+        """False with no key to read, or two differing only in case (DuckDB names are case-insensitive)."""
+        return bool(self.keys) and len({k.lower() for k in self.keys}) == len(self.keys)
 
     def relation(self) -> str:
         cols = "{" + ", ".join(f"{sql_string(k)}: '{self.types[k]}'" for k in self.keys) + "}"
         cand = " AND ".join(f"{quote_ident(k)} IS NULL" for k in self.keys) or "false"
+        cand = " OR ".join([f"({cand})", *(f"({sql}) IS NULL" for sql in self.also_bad)])
         return (
             f"SELECT ({cand}) AS _bad, * FROM read_json({file_list(self.paths)},"
             f" format='newline_delimited', ignore_errors=true, compression='auto_detect', columns={cols})"

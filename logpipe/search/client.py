@@ -132,11 +132,12 @@ class SearchClient:
         *,
         search_after: Sequence[Any] | None = None,
         source: bool = True,
-        track_total_hits: bool = False,
+        track_total_hits: bool | int = False,
     ) -> Page:
-        """One page of documents matching ``query`` in ``sort`` order."""
+        """One page of documents matching ``query`` in ``sort`` order (``source=False``: ids and sort only)."""
         try:
             resp = await self._es.search(
+                filter_path=None if source else ["hits.hits._id", "hits.hits._index", "hits.hits.sort", "_shards"],
                 index=index,
                 query=query,
                 sort=list(sort),
@@ -149,12 +150,12 @@ class SearchClient:
             )
         except Exception as exc:
             raise self._error(exc) from exc
-        hits = resp["hits"]
-        total = hits.get("total") if track_total_hits else None
+        hits = resp.get("hits") or {}
+        total = hits.get("total") if track_total_hits is not False else None
         shards = resp.get("_shards") or {}
         failures = shards.get("failures") or ()
         return Page(
-            docs=[LogDoc.from_hit(h) for h in hits["hits"]],
+            docs=[LogDoc.from_hit(h) for h in hits.get("hits") or ()],
             total=int(total["value"]) if isinstance(total, Mapping) else None,
             total_is_lower_bound=isinstance(total, Mapping) and total.get("relation") == "gte",
             failed_shards=int(shards.get("failed") or 0),

@@ -14,6 +14,8 @@ seen-id set drops what was already printed:
   the bound, so nothing indexed meanwhile is lost.
 * The seen set only holds ids whose ``event.ingested`` is at or above the current bound (older ones
   cannot match again), so memory is bounded by the documents indexed within one overlap window.
+  A line the consumer redelivers within the window overwrites itself (same ``_id``) and is not
+  printed again; one redelivered later is printed again, since it was indexed again.
 * Each poll first reads ids only (no ``_source``), then fetches the documents it has not printed.
   New documents of one poll are printed in ``@timestamp`` order with the file offset as tiebreaker.
 

@@ -13,6 +13,7 @@ from logpipe.search.render import Renderer
 from logpipe.search.timerange import TimeRange
 
 PAGE = 10_000  # Elasticsearch's default index.max_result_window
+COUNT_UP_TO = 10_000  # exact counting beyond this costs time for a number nobody reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,9 @@ async def newest(client: SearchClient, plan: SearchPlan) -> Newest:
     total, lower_bound, failed, failure = 0, False, 0, ""
     while len(docs) < plan.limit:
         size = min(PAGE, plan.limit - len(docs))
+        count: int | bool = COUNT_UP_TO if after is None else False
         page = await client.search(
-            plan.index, query, time_sort("desc"), size, search_after=after, track_total_hits=after is None
+            plan.index, query, time_sort("desc"), size, search_after=after, track_total_hits=count
         )
         if after is None:
             total, lower_bound = page.total or 0, page.total_is_lower_bound

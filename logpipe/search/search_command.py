@@ -16,7 +16,7 @@ from logpipe.search.oneshot import SearchPlan, newest, run_search
 from logpipe.search.query_builder import SearchFilters, index_pattern
 from logpipe.search.render import Renderer
 from logpipe.search.timerange import resolve_range
-from logpipe.search.where_query import fields_of, where_query
+from logpipe.search.where_query import fields_of, known_types, where_query
 
 EXIT_HITS, EXIT_NONE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -67,7 +67,8 @@ async def build_filters(client: SearchClient, o: SearchOptions) -> SearchFilters
     if o.where is not None:
         types: dict[str, str] = {}
         if fields_of(o.where):
-            types = await client.field_types(index_pattern(o.index_prefix, o.types))
+            # With no index yet (a follow started early) the templates' well-known fields are allowed.
+            types = await client.field_types(index_pattern(o.index_prefix, o.types)) or known_types()
         where = where_query(o.where, types)
     return SearchFilters(
         text=o.text,

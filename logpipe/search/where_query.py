@@ -22,6 +22,19 @@ _RANGE_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 _TEXT_TYPES = {"text", "match_only_text"}
 
 
+_ES_TYPE = {"time": "date", "keyword": "keyword", "long": "long", "ip": "ip", "duration": "long", "text": "text"}
+
+
+def known_types() -> dict[str, str]:
+    """The types the consumer's templates give the well-known fields (used before any index exists)."""
+    types = {f.ecs: _ES_TYPE[f.kind] for f in AUTO.fields}
+    types.update({
+        F.INGESTED: "date", F.NODE: "keyword", F.CONTAINER: "keyword", F.PARENT_ID: "keyword",
+        F.SPAN_NAME: "keyword", F.FILE_PATH: "keyword", F.OFFSET: "long", F.FILE_ID: "keyword", F.TYPE: "keyword",
+    })
+    return types
+
+
 def resolve_field(name: str) -> str:
     """The indexed name of a short (``status``) or raw (``latency``) field name; others as written."""
     spec = AUTO.by_name(name)

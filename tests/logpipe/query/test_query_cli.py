@@ -371,3 +371,51 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     assert code == 2 and "no such file" in err
     code, _, err = run(str(tmp_path / "nope*.log"))
     assert code == 2 and "no file matches" in err
+
+
+def test_a_query_that_needs_no_field_reads_the_lines_exactly(tmp_path: Path) -> None:
+    log = write(tmp_path / "k.log", ['{"a": 1}', '{"b": 2}', "bad"])
+    code, out, err = run(str(log))
+    assert code == 0
+    assert jsonl(out) == [{"count": 2}]
+    assert "1 malformed line skipped, first at" in err
+
+
+def test_keys_that_appear_only_after_the_sampled_lines_still_count(tmp_path: Path) -> None:
+    # The first lines all use `status`/`service`, so the first pass reads only those keys; later
+    # lines written as `code`/`app` must still be found (and a malformed line still counted).
+    head = [orjson.dumps({"status": 200, "service": "a", "request_time": 0.1}).decode() for _ in range(1200)]
+    tail = [orjson.dumps({"code": 500, "app": "b", "latency": 300}).decode() for _ in range(30)]
+    log = write(tmp_path / "late.log", [*head, "{cut", *tail])
+    code, out, err = run(str(log), "--by", "component,status", "--agg", "count,max(request_time)")
+    assert code == 0
+    assert jsonl(out) == [
+        {"component": "a", "status": 200, "count": 1200, "max(request_time)": 0.1},
+        {"component": "b", "status": 500, "count": 30, "max(request_time)": 0.3},
+    ]
+    assert "1 malformed line skipped, first at" in err and "late.log:1201" in err
+
+
+def test_the_progress_path_gives_the_same_answer(log: Path) -> None:
+    from logpipe.expr import parse
+    from logpipe.fields import AUTO
+    from logpipe.query.aggregates import parse_aggs
+    from logpipe.query.engine import Engine, QuerySpec
+    from logpipe.query.inputs import resolve
+
+    spec = QuerySpec(where=parse("status>=400"), by=("component",), aggs=tuple(parse_aggs("count,p50(request_time)")))
+    quiet, _ = Engine(resolve([str(log)]), AUTO).query(spec)
+    with_bar, _ = Engine(resolve([str(log)]), AUTO, progress=True).query(spec)
+    assert with_bar.rows == quiet.rows and quiet.rows
+
+
+def test_python_dash_m_entry_point_has_the_same_options(log: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "logpipe.query", str(log), "--by", "component", "--format", "csv"],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.decode().splitlines()[0] == "component,count"
+    code, out, _ = run("--help")
+    assert code == 0 and "--where EXPR" in out and "--report" in out

@@ -94,3 +94,39 @@ def test_first_malformed_reads_compressed_files_and_stops_there(tmp_path: Path) 
     clean = tmp_path / "b.log"
     clean.write_bytes(b'{"a":1}\n')
     assert first_malformed(clean) is None
+
+
+def _naive_shape(data: bytes) -> tuple[int, int | None]:
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines = lines[:-1]
+    fails = [i for i, line in enumerate(lines, 1) if line.strip() and not _shaped(line.strip())]
+    return len(fails), (fails[0] if fails else None)
+
+
+def _shaped(text: bytes) -> bool:
+    return text.startswith(b"{") and text.endswith(b"}")
+
+
+def test_the_chunked_shape_scan_equals_a_line_by_line_scan_at_every_chunk_size(tmp_path: Path) -> None:
+    import random
+
+    from logpipe.query.inputs import _shape_scan
+
+    rng = random.Random(5)
+    pieces = [b'{"a":1}', b'{"b":22}', b"", b"  ", b"oops", b"{trunc", b"x}", b'{"c":3}\r', b" {} "]
+    for trial in range(150):
+        data = b"\n".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
+        data += b"\n" if trial % 3 else b""
+        path = tmp_path / f"{trial}.log"
+        path.write_bytes(data)
+        for size in (1, 2, 3, 7, 64, 1 << 20):
+            assert _shape_scan(path, chunk_size=size) == _naive_shape(data), (data, size)
+
+
+def test_first_malformed_with_a_count_finds_well_shaped_bad_lines_too(tmp_path: Path) -> None:
+    path = tmp_path / "c.log"
+    path.write_bytes(b'{"a":1}\n{"a":1}{"b":2}\n{"ok":1}\nbroken\n')
+    # Two malformed lines but only one looks wrong: the exact scan must run and find line 2.
+    assert first_malformed(path, expected=2) == 2
+    assert first_malformed(path, expected=1) == 4  # trusting the count (what DuckDB says) takes the fast path

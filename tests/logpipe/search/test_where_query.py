@@ -86,3 +86,13 @@ def test_unknown_field_and_bad_syntax() -> None:
 def test_fields_of_resolves_names() -> None:
     assert fields_of('status>=500 and path~"x"') == {"http.response.status_code", "url.path"}
     assert fields_of("status>=") == set()
+
+
+def test_before_any_index_exists_the_template_fields_are_known() -> None:
+    from logpipe.search.where_query import known_types
+
+    types = known_types()
+    assert where_query("status>=500", types) == {"range": {"http.response.status_code": {"gte": 500}}}
+    assert where_query('kubernetes.node.name="n1"', types) == {"term": {"kubernetes.node.name": "n1"}}
+    with pytest.raises(UnknownField):
+        where_query('colour="red"', types)
