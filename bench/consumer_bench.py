@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -155,8 +156,17 @@ async def ceiling(args: argparse.Namespace, records: list[LineRecord]) -> float:
         await es.close()
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+CONSUMER_CPU_US: list[float] = []  # per end-to-end run: consumer CPU microseconds per document
+
+
 async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> float:
-    """Docs/s of the consumer indexing records already waiting in Kafka."""
+    """Docs/s of the consumer indexing records already waiting in Kafka (also records its CPU per doc)."""
     prefix = f"bench-e2e-{uuid.uuid4().hex[:8]}"
     topic = f"{prefix}-access"
     admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
@@ -177,6 +187,7 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
     def timed_ingest(tp: Any, recs: Any) -> None:
         if not first_fetch:
             first_fetch.append(time.perf_counter())
+            first_fetch.append(cpu_seconds())
         orig_ingest(tp, recs)
 
     svc._ingest = timed_ingest  # type: ignore[method-assign,assignment]
@@ -190,6 +201,7 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
                 task.result()
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - first_fetch[0]
+        CONSUMER_CPU_US.append((cpu_seconds() - first_fetch[1]) / len(records) * 1e6)
         return len(records) / elapsed
     finally:
         svc.request_stop()
@@ -248,7 +260,9 @@ async def main() -> None:
     print(
         f"lines={args.lines} actions={args.actions} bytes={args.bytes} concurrency={args.concurrency} "
         f"refresh={args.refresh}: ceiling {c:,.0f} docs/s, end-to-end {e:,.0f} docs/s, "
-        f"ratio of medians {e / c:.2f}, median ratio {statistics.median(ratios):.2f} (load {load})"
+        f"ratio of medians {e / c:.2f}, median ratio {statistics.median(ratios):.2f} (load {load}); "
+        f"consumer CPU {statistics.median(CONSUMER_CPU_US):.0f} us/doc "
+        f"(= {1e6 / statistics.median(CONSUMER_CPU_US):,.0f} docs/s per core)"
     )
 
 

@@ -282,14 +282,21 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
     if isinstance(value, SecretStr):
         return "**********"
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
 def _yaml(value: Any) -> str:
-    """``value`` as one line of flow-style YAML."""
-    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=1_000_000, sort_keys=False)
+    """``value`` as one line of flow-style YAML (its ``str`` when YAML cannot represent it)."""
+    try:
+        text = yaml.safe_dump(_plain(value), default_flow_style=True, width=1_000_000, sort_keys=False)
+    except yaml.YAMLError:
+        return str(value)
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
@@ -439,14 +446,14 @@ code; the tables below are generated from those models and the docstrings under 
   `--http-port`; `logpipe consume --es-url`, `--topics`, `--index-prefix`, `--rules`,
   `--alertmanager-url`); `logpipe ship --help` and `logpipe consume --help` list them.
 - **Unknown keys are errors**, not silently ignored settings. Errors name the dotted key path and the
-  fix, e.g. `kafka.linger: invalid duration '5 mins': use a number and a unit, e.g. 500ms, 30s, 5m`.
+  fix, e.g. `kafka.lingr: Extra inputs are not permitted — fix: remove it, or check its spelling ...`.
 - **Check a file before a deploy does**: `logpipe config check FILE...` validates each file against
   its model (the kind is guessed from the keys, or given with `--kind shipper|consumer|rules`) and
   exits 1 when one is invalid. Alert rule files get the same checks as `logpipe alerts validate`
   (`where` expressions, regexes, channel references).
 - **Durations** are written `500ms`, `30s`, `5m`, `1h`, `7d` or `1w` (a bare number means seconds).
-- **Environment variables**: the files hold no `LOGPIPE_*` variables, but these are read:
-  `NODE_NAME` (the shipper's `node_name`), `LOGPIPE_SLS_ACCESS_KEY_SECRET` (the SLS sink's secret,
+- **Environment variables** are not expanded in the files (`${VAR}` is taken literally). These are
+  read: `NODE_NAME` (the shipper's `node_name`), `LOGPIPE_SLS_ACCESS_KEY_SECRET` (the SLS sink's secret,
   renamed with `access_key_secret_env`), `password_env` of an email channel (a variable you name);
   `LOGPIPE_ES_URL` and `LOGPIPE_INDEX_PREFIX` (`logpipe search` and `logpipe trace`),
   `LOGPIPE_ALERTMANAGER_URL` (`logpipe alerts list`); `LOGPIPE_SERVICES`, `LOGPIPE_KAFKA_BOOTSTRAP`,
@@ -473,7 +480,7 @@ def _intro() -> str:
             f"| [{kind.title}](#{anchor}) | {', '.join(f'`{u}`' for u in kind.used_by)} | "
             f"`{model.__module__}.{model.__qualname__}` | [{kind.example}](../{kind.example}) |"
         )
-    return INTRO.format(regenerate=REGENERATE, files="\n".join(rows))
+    return INTRO.replace("{regenerate}", REGENERATE).replace("{files}", "\n".join(rows))
 
 
 def _render_section(kind: ConfigKind, section: Section) -> list[str]:

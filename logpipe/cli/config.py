@@ -137,7 +137,7 @@ def check(
         typer.Option("--alertmanager-url", help="Rule files: the URL `logpipe consume` passes (adds that channel)."),
     ] = None,
 ) -> None:
-    """Report every error with the key's path and the fix; exit 1 when any file is invalid."""
+    """Validate config files (kind guessed from the keys): each error names its key and the fix; exit 1 if any."""
     if kind is not None and kind not in KINDS:
         typer.echo(f"--kind {kind!r}: use one of {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,6 +36,13 @@ def test_config_md_is_the_generators_output() -> None:
             ]
         )
         pytest.fail(f"docs/CONFIG.md is out of date with the models — fix: run `{REGENERATE}`\n{diff}")
+
+
+def test_the_module_entry_point_prints_the_reference() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "logpipe.config_docs"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout == render()
 
 
 def test_every_field_of_every_model_has_a_docstring() -> None:

@@ -47,9 +47,7 @@ def test_or_binds_looser_than_and_and_not_binds_tightest() -> None:
     assert parse("a=1 or b=2 and not c=3") == Or(
         Compare("a", "=", 1), And(Compare("b", "=", 2), Not(Compare("c", "=", 3)))
     )
-    assert parse("(a=1 or b=2) and c=3") == And(
-        Or(Compare("a", "=", 1), Compare("b", "=", 2)), Compare("c", "=", 3)
-    )
+    assert parse("(a=1 or b=2) and c=3") == And(Or(Compare("a", "=", 1), Compare("b", "=", 2)), Compare("c", "=", 3))
 
 
 def test_dotted_ecs_names_and_at_timestamp_are_identifiers() -> None:
@@ -180,9 +178,7 @@ def test_the_accessor_decides_how_names_map_to_keys() -> None:
 def test_to_sql_is_never_null_so_not_keeps_missing_rows() -> None:
     con = duckdb.connect()
     sql = to_sql(parse("not status=200"), lambda n: f'"{n}"')
-    rows = con.execute(
-        f"SELECT count(*) FROM (VALUES (NULL::VARCHAR), ('200'), ('500')) t(status) WHERE {sql}"
-    )
+    rows = con.execute(f"SELECT count(*) FROM (VALUES (NULL::VARCHAR), ('200'), ('500')) t(status) WHERE {sql}")
     assert rows.fetchone() == (2,)
 
 
@@ -221,9 +217,7 @@ _con = duckdb.connect()
 
 def _duckdb_matches(expr: Expr, data: list[dict[str, Any]]) -> list[int]:
     cols = {f: f"c{i}" for i, f in enumerate(FIELDS)}
-    _con.execute(
-        "CREATE OR REPLACE TEMP TABLE t (i INTEGER, " + ", ".join(f"{c} VARCHAR" for c in cols.values()) + ")"
-    )
+    _con.execute("CREATE OR REPLACE TEMP TABLE t (i INTEGER, " + ", ".join(f"{c} VARCHAR" for c in cols.values()) + ")")
     _con.executemany(
         f"INSERT INTO t VALUES (?{', ?' * len(FIELDS)})",
         [[i] + [None if r[f] is None else as_text(r[f]) for f in FIELDS] for i, r in enumerate(data)],
