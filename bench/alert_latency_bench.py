@@ -254,6 +254,52 @@ async def run(args: argparse.Namespace) -> int:
     return 0 if q[98] < 3.0 and not missed else 1
 
 
+def observe_cost(n: int = 20_000) -> str:
+    """In-process cost of ``AlertEngine.observe`` per document: the example rule alone, and 5 rules."""
+    from consumer.alerts.engine import AlertEngine
+    from consumer.alerts.rules import validate_rule_file
+
+    rules: list[dict[str, Any]] = [
+        {
+            "name": "pay-5xx",
+            "match": {"components": ["pay-gw"], "keywords": ["panic", "connection refused"], "where": "status>=500"},
+            "condition": {"count": 3, "within": "30s"},
+            "group_by": ["service.name", "url.path"],
+        },
+        {
+            "name": "ratio",
+            "match": {"where": 'status>=500 and path~"^/pay"'},
+            "condition": {"ratio": 0.05, "within": "1m", "min_count": 20},
+            "group_by": ["service.name"],
+        },
+        {"name": "silent", "condition": {"absent": "5m"}},
+        {"name": "oom", "match": {"keywords": ["OutOfMemoryError"], "types": ["stdout"]}},
+        {"name": "timeouts", "match": {"regexes": [r"timeout after \d+ms"], "ignore_case": True}},
+    ]
+    now = datetime.now(UTC).isoformat()
+    docs = [
+        {
+            "@timestamp": now,
+            "message": f'{{"path": "/api/orders/{i % 50}", "status": 200, "msg": "ok {i}"}}',
+            "service": {"name": f"svc{i % 20}"},
+            "url": {"path": f"/api/orders/{i % 50}"},
+            "http": {"response": {"status_code": 200}},
+            "kubernetes": {"namespace": "prod"},
+            "logpipe": {"type": "access"},
+        }
+        for i in range(n)
+    ]
+    out = []
+    for label, subset in (("1 rule", rules[:1]), ("5 rules", rules)):
+        data = {"channels": {"am": {"type": "alertmanager"}}, "rules": subset}
+        engine = AlertEngine(validate_rule_file(data, "bench"))
+        t = time.perf_counter()
+        for d in docs:
+            engine.observe(d)
+        out.append(f"{label}: {(time.perf_counter() - t) / n * 1e6:.1f} µs/doc")
+    return "observe() cost: " + ", ".join(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trials", type=int, default=200)
@@ -261,6 +307,7 @@ def main() -> None:
     p.add_argument("--kafka", default=os.environ.get("LOGPIPE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     p.add_argument("--es", default=os.environ.get("LOGPIPE_ES_URL", "http://127.0.0.1:9200"))
     p.add_argument("--alertmanager", default=os.environ.get("LOGPIPE_ALERTMANAGER_URL", "http://127.0.0.1:9093"))
+    print(observe_cost())
     sys.exit(asyncio.run(run(p.parse_args())))
 
 
