@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import time
@@ -337,7 +338,8 @@ class Discovery:
             if vol.kind != "dir" or not self.rules.wants_volume(vol.name):
                 continue
             try:
-                for e in walk_beneath(self.pods_root, vol.relpath, max_depth=self.config.max_depth):
+                wanted = functools.partial(self._wanted, vol.name)
+                for e in walk_beneath(self.pods_root, vol.relpath, max_depth=self.config.max_depth, want=wanted):
                     if e.kind == "dir":
                         dirs += 1
                         continue
@@ -350,6 +352,9 @@ class Discovery:
         if self._watcher is not None:
             self._watcher.count_dirs(uid, dirs)
         return res
+
+    def _wanted(self, volume: str, name: str) -> bool:
+        return self.rules.for_emptydir(volume, name) is not None
 
     def _scan_logs(self, dirname: str) -> _ScopeScan:
         res = _ScopeScan(("logs", dirname))

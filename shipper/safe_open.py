@@ -33,7 +33,7 @@ import fcntl
 import os
 import platform
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -309,7 +309,7 @@ class Entry:
     relpath: str  # relative to the root given to the lister
     name: str
     kind: Kind
-    stat: os.stat_result | None  # lstat, for files only (None for the rest)
+    stat: os.stat_result | None  # lstat, for (wanted) files only; None for the rest
 
 
 def _kind(e: os.DirEntry[str]) -> Kind:
@@ -322,13 +322,14 @@ def _kind(e: os.DirEntry[str]) -> Kind:
     return "other"
 
 
-def _entries(dirfd: int, prefix: str) -> list[tuple[Entry, os.DirEntry[str]]]:
+def _entries(dirfd: int, prefix: str, want: Callable[[str], bool] | None = None,
+             ) -> list[tuple[Entry, os.DirEntry[str]]]:
     out: list[tuple[Entry, os.DirEntry[str]]] = []
     with os.scandir(dirfd) as it:
         for e in it:
             kind = _kind(e)
             st = None
-            if kind == "file":
+            if kind == "file" and (want is None or want(e.name)):
                 try:
                     st = e.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -347,22 +348,24 @@ def scandir_beneath(root: str, relpath: str = "") -> list[Entry]:
         os.close(fd)
 
 
-def walk_beneath(root: str, relpath: str = "", *, max_depth: int = 8) -> Iterator[Entry]:
+def walk_beneath(root: str, relpath: str = "", *, max_depth: int = 8,
+                 want: Callable[[str], bool] | None = None) -> Iterator[Entry]:
     """Every entry under directory ``relpath`` beneath ``root``, depth first, never through a symlink.
 
     Directories are yielded and descended into up to ``max_depth`` levels below ``relpath``;
     files, symlinks and other entries are yielded. Subdirectories that vanish or cannot be read
     while walking are skipped; failing to open ``relpath`` itself raises (``FileNotFoundError``
-    tells a missing tree from an unreadable one).
+    tells a missing tree from an unreadable one). Files get their ``stat`` only if ``want(name)``
+    (default: all), so a tree of unrelated files costs no stat call each.
     """
     top = open_dir_beneath(root, relpath)
     prefix = "/".join(_components(root, relpath))
-    yield from _walk(top, f"{prefix}/" if prefix else "", max_depth)
+    yield from _walk(top, f"{prefix}/" if prefix else "", max_depth, want)
 
 
-def _walk(dirfd: int, prefix: str, depth_left: int) -> Iterator[Entry]:
+def _walk(dirfd: int, prefix: str, depth_left: int, want: Callable[[str], bool] | None) -> Iterator[Entry]:
     try:
-        entries = _entries(dirfd, prefix)
+        entries = _entries(dirfd, prefix, want)
     except OSError:
         os.close(dirfd)
         return
@@ -377,6 +380,6 @@ def _walk(dirfd: int, prefix: str, depth_left: int) -> Iterator[Entry]:
                 sub = os.open(d.name, _DIR_FLAGS, dir_fd=dirfd)
             except OSError:
                 continue  # vanished, replaced by a symlink (ELOOP), or unreadable
-            yield from _walk(sub, f"{d.relpath}/", depth_left - 1)
+            yield from _walk(sub, f"{d.relpath}/", depth_left - 1, want)
     finally:
         os.close(dirfd)

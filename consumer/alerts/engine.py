@@ -12,7 +12,8 @@ I/O) and hands each resulting notification to every routed channel's bounded que
 (:meth:`ChannelWorker.offer`); a background task per channel delivers with rate limit and retries.
 A background tick (``engine.tick_interval``) detects absence, resolves cleared conditions and
 re-asserts firing alerts to Alertmanager. Times are the wall clock at evaluation; documents whose
-``@timestamp`` is older than ``engine.max_event_age`` (a backlog being replayed) are not evaluated.
+``@timestamp`` is older than ``engine.max_event_age`` (a backlog being replayed) are not evaluated,
+nor is a document whose source identity was evaluated recently (a Kafka redelivery).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from urllib.parse import quote
 
 from consumer.alerts.channels.base import ChannelWorker, Notification
 from consumer.alerts.channels.factory import build_channel
+from consumer.alerts.dedupe import RecentIds, identity
 from consumer.alerts.evaluate import Match, evaluate, tick
 from consumer.alerts.matcher import CompiledRule, GroupKey, compile_rule
 from consumer.alerts.restore import fetch_alerts, restore_firing
@@ -89,6 +91,7 @@ class AlertEngine:
             r.name: self.settings.generator_url.replace("{rule}", quote(r.name, safe="")) for r in self.rules
         }
         self._evicted: dict[str, int] = {r.name: 0 for r in self.rules}
+        self._recent = RecentIds(self.settings.dedupe_window) if self.settings.dedupe_window else None
         self._owns_component: Callable[[str], bool] | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._restore_task: asyncio.Task[int] | None = None
@@ -136,7 +139,9 @@ class AlertEngine:
             except Exception as exc:  # Alertmanager down: start anyway, firing alerts re-fire as new
                 log.warning("cannot restore firing alerts", extra={"fields": {"channel": w.name, "error": repr(exc)}})
                 continue
-            counts = restore_firing(self.rules, self.states, alerts, self._clock(), self._generator, self._owns_key)
+            counts = restore_firing(
+                self.rules, self.states, alerts, self._clock(), self._generator, self._owns_key, self.labels
+            )
             for rule, n in counts.items():
                 FiringRestored(rule=rule, count=n).emit()
                 total += n
@@ -176,6 +181,11 @@ class AlertEngine:
                 ts = _event_time(doc)
                 if ts is not None and now - ts > max_age:
                     DocSkipped(reason="stale").emit()
+                    return
+            if self._recent is not None:
+                key = identity(doc)
+                if key is not None and self._recent.seen(key):
+                    DocSkipped(reason="duplicate").emit()
                     return
             for rule in self.rules:
                 matches = evaluate(rule, self.states[rule.name], doc, now)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from consumer.alerts.matcher import CompiledRule
-from consumer.alerts.rules import AbsentCondition, AnyCondition, CountCondition, RatioCondition
+from consumer.alerts.rules import AbsentCondition, CountCondition, RatioCondition
 from consumer.alerts.state import GroupKey, GroupState, RuleState
 from consumer.alerts.templates import format_duration
 
@@ -221,8 +221,3 @@ def tick(
         elif not g.firing and not absent and (g.window is None or g.window.empty(now)):
             state.drop(g.key)
     return out
-
-
-def is_any(rule: CompiledRule) -> bool:
-    """True when every matching line fires (``condition: {any: true}``)."""
-    return isinstance(rule.condition, AnyCondition)

@@ -59,11 +59,15 @@ def restore_firing(
     now: float,
     generator_url: Mapping[str, str],
     owns: Callable[[GroupKey], bool] | None = None,
+    labels_of: Callable[[CompiledRule, GroupKey], Mapping[str, str]] | None = None,
 ) -> dict[str, int]:
     """Mark the groups of ``alerts`` that this engine fired as firing; the count restored per rule.
 
-    An alert is ours when its ``alertname`` is one of our rules and its ``generatorURL`` is that
-    rule's (so another system's alert of the same name is left alone). Resolved alerts are skipped.
+    An alert is ours when its ``alertname`` is one of our rules, its ``generatorURL`` is that
+    rule's (another system's alert of the same name is left alone) and its labels are exactly
+    those this engine would post for the group (``labels_of``): after a rule's severity or labels
+    changed, the old alert is not adopted — it expires while the new identity fires on its own.
+    Resolved alerts are skipped.
     """
     by_name = {r.name: r for r in rules}
     restored: dict[str, int] = {}
@@ -81,6 +85,8 @@ def restore_firing(
             continue
         key = tuple((label, str(labels.get(label, ""))) for label, _ in rule.group_fields)
         if owns is not None and not owns(key):
+            continue
+        if labels_of is not None and dict(labels_of(rule, key)) != dict(labels):
             continue
         if (g := states[rule.name].get(key)) is not None and g.firing:
             continue  # already known here

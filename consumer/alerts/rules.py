@@ -43,9 +43,11 @@ class ChannelBase(StrictModel):
     backoff: Duration = 0.5
     """Delay before the first retry; doubled after each failure, jittered, capped by ``max_backoff``."""
     max_backoff: Duration = 30.0
+    """Longest wait between two attempts."""
     rate_limit: int = Field(default=30, ge=1)
     """At most this many notifications per ``rate_period``; more are dropped and counted."""
     rate_period: Duration = 60.0
+    """The period of ``rate_limit``; a notification over the limit waits for its turn (not dropped)."""
     queue_size: int = Field(default=1000, ge=1)
     """Notifications waiting for this channel; when full, new ones are dropped and counted."""
 
@@ -55,6 +57,7 @@ class AlertmanagerChannel(ChannelBase):
 
     type: Literal["alertmanager"]
     url: str = "http://127.0.0.1:9093"
+    """Base URL of Alertmanager; ``logpipe consume --alertmanager-url`` overrides it."""
     rate_limit: int = Field(default=600, ge=1)
 
 
@@ -63,6 +66,7 @@ class WeComChannel(ChannelBase):
 
     type: Literal["wecom"]
     webhook: str
+    """The robot's webhook URL, ``https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...``."""
     rate_limit: int = Field(default=20, ge=1)
     """The robot itself accepts 20 messages per minute."""
     mention: list[str] = Field(default_factory=list)
@@ -74,7 +78,9 @@ class WebhookChannel(ChannelBase):
 
     type: Literal["webhook"]
     url: str
+    """Where the JSON body is POSTed."""
     headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers, e.g. an ``Authorization`` token."""
 
 
 class EmailChannel(ChannelBase):
@@ -84,21 +90,31 @@ class EmailChannel(ChannelBase):
 
     type: Literal["email"]
     host: str = "127.0.0.1"
+    """SMTP server."""
     port: int = Field(default=587, ge=1, le=65535)
+    """SMTP port: 587 for STARTTLS (submission), 465 with ``ssl``, 25 plain."""
     starttls: bool = True
+    """Upgrade the connection with STARTTLS before AUTH and MAIL."""
     ssl: bool = False
     """Implicit TLS from the first byte (port 465); excludes ``starttls``."""
     verify_tls: bool = True
+    """Verify the server's certificate and host name (turn off only for a lab server)."""
     ca_file: str | None = None
     """PEM bundle to verify the server with (a private CA); the system's by default."""
     username: str | None = None
+    """AUTH user; no AUTH when unset."""
     password: str | None = None
+    """AUTH password written in the file; prefer ``password_env``."""
     password_env: str | None = None
     """Name of the environment variable holding the password (a mounted Secret), read at send time."""
     sender: str = Field(default="logpipe@localhost", alias="from")
+    """The ``From`` address (key ``from``)."""
     to: list[str] = Field(min_length=1)
+    """Recipients."""
     rate_limit: int = Field(default=10, ge=1)
 
+
+_CHANNEL_TYPES = ("alertmanager", "wecom", "webhook", "email")
 
 ChannelConfig = Annotated[
     AlertmanagerChannel | WeComChannel | WebhookChannel | EmailChannel, Field(discriminator="type")
@@ -111,8 +127,11 @@ class NotSpec(StrictModel):
     """Negation: a document matching any of these is excluded."""
 
     keywords: list[str] = Field(default_factory=list)
+    """``message`` contains any of these."""
     regexes: list[str] = Field(default_factory=list)
+    """``message`` matches any of these."""
     where: str | None = None
+    """A ``--where`` expression."""
 
 
 class MatchSpec(StrictModel):
@@ -121,6 +140,7 @@ class MatchSpec(StrictModel):
     components: list[str] = Field(default_factory=list)
     """``service.name`` is one of these."""
     namespaces: list[str] = Field(default_factory=list)
+    """``kubernetes.namespace`` is one of these."""
     types: list[str] = Field(default_factory=list)
     """``logpipe.type`` is one of these: access, app, stdout, trace."""
     keywords: list[str] = Field(default_factory=list)
@@ -153,7 +173,9 @@ class CountCondition(StrictModel):
     """At least ``count`` matching documents within the sliding window ``within``."""
 
     count: int = Field(ge=1)
+    """Matching documents needed in the window."""
     within: Duration
+    """The sliding window, e.g. ``30s``."""
 
 
 class RatioCondition(StrictModel):
@@ -164,8 +186,11 @@ class RatioCondition(StrictModel):
     """
 
     ratio: float = Field(gt=0, le=1)
+    """Share of in-scope documents that must match, 0 < ratio <= 1 (0.05 is 5 %)."""
     within: Duration
+    """The sliding window, e.g. ``1m``."""
     min_count: int = Field(default=20, ge=1)
+    """In-scope documents needed in the window before the ratio counts."""
 
 
 class AbsentCondition(StrictModel):
@@ -176,6 +201,7 @@ class AbsentCondition(StrictModel):
     """
 
     absent: Duration
+    """How long without a matching document, e.g. ``5m``."""
 
 
 def _condition_tag(value: Any) -> str | None:
@@ -218,10 +244,15 @@ class Rule(StrictModel):
     name: str = Field(min_length=1)
     """Becomes the ``alertname`` label; unique in the file."""
     description: str = ""
+    """Shown as the ``description`` annotation."""
     severity: str = "warning"
+    """The ``severity`` label, e.g. critical, warning, info."""
     enabled: bool = True
+    """``false`` keeps the rule in the file without evaluating it."""
     match: MatchSpec = Field(default_factory=lambda: MatchSpec())
+    """Which documents count: scope (components, namespaces, types) and content (keywords, where...)."""
     condition: Condition = Field(default_factory=lambda: AnyCondition())
+    """When the rule fires: ``{any: true}`` | ``{count, within}`` | ``{ratio, within, min_count}`` | ``{absent}``."""
     group_by: list[str] = Field(default_factory=list)
     """Fields whose values split the rule into one alert per group; each becomes a label."""
     realert: Duration = 300.0
@@ -230,7 +261,9 @@ class Rule(StrictModel):
     """Send *resolved* once the condition has been clear this long. Default: the window for
     count/ratio, 5m for ``any``, 0 (at the next tick) for ``absent``."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Extra Alertmanager labels (names ``[A-Za-z_][A-Za-z0-9_]*``)."""
     annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotation templates, e.g. ``{summary: "{{count}} errors on {{url.path}}"}`` (docs/ALERTS.md)."""
     channels: list[str] = Field(default_factory=list)
     """Channel names; empty means every channel in the file."""
 
@@ -274,6 +307,8 @@ class EngineSettings(StrictModel):
     max_event_age: Duration | None = 600.0
     """Documents whose ``@timestamp`` is older are indexed but not evaluated (a replayed backlog
     must not fire a storm of stale alerts); null evaluates everything."""
+    dedupe_window: int = Field(default=100_000, ge=0)
+    """Source identities (file, offset) remembered so a Kafka redelivery is not evaluated twice; 0: off."""
     restore_from_alertmanager: bool = True
     """On start, read active alerts back from Alertmanager and treat them as firing (no re-notify)."""
     generator_url: str = "http://logpipe.invalid/alerts/{rule}"
@@ -281,13 +316,16 @@ class EngineSettings(StrictModel):
     samples: int = Field(default=3, ge=0, le=20)
     """Sample lines kept per group for annotations."""
     sample_chars: int = Field(default=300, ge=20)
+    """Each sample line is cut to this many characters."""
 
 
 class RuleFile(StrictModel):
     """The whole rule file."""
 
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    """Named channels; each has a ``type``: alertmanager, wecom, webhook or email."""
     rules: list[Rule] = Field(default_factory=list)
+    """The rules, evaluated on every document."""
     engine: EngineSettings = Field(default_factory=lambda: EngineSettings())
 
     def with_alertmanager_url(self, url: str | None) -> RuleFile:
@@ -330,6 +368,11 @@ def _format_errors(exc: ValidationError, data: Any) -> list[str]:
         if who:
             key = ".".join(str(p) for p in rest) or "<rule>"
             line = f"{who} {key}: " + line.split(": ", 1)[1]
+        elif len(loc) >= 3 and loc[0] == "channels" and loc[2] in _CHANNEL_TYPES:
+            key = ".".join(str(p) for p in (*loc[:2], *loc[3:]))  # drop the type tag pydantic inserts
+            line = f"{key}: " + line.split(": ", 1)[1]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found") and loc[:1] == ("channels",):
+            line += f" — fix: set type to one of {', '.join(_CHANNEL_TYPES)}"
         out.append(line.replace("docs/CONFIG.md", "docs/ALERTS.md"))
     return out
 

@@ -55,7 +55,7 @@ def _command(pid: int, proc: Path) -> str | None:
         raw = (proc / str(pid) / "cmdline").read_bytes()
     except OSError:
         return None
-    text = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    text = " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
     return text[:160] + ("..." if len(text) > 160 else "")
 
 

@@ -217,6 +217,9 @@ async def collect(bootstrap: str, prefix: str, expected: set[bytes], timeout: fl
                         counts.clear()
                         records.clear()
                         await consumer.seek_to_beginning(*tps)
+            if not assigned:  # getmany without an assignment waits for one, ignoring its timeout
+                await asyncio.sleep(0.3)
+                continue
             got = await consumer.getmany(timeout_ms=300)
             for msgs in got.values():
                 for m in msgs:

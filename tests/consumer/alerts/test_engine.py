@@ -157,3 +157,22 @@ def test_groups_of_components_another_replica_owns_are_dropped_quietly() -> None
     engine.set_owner(lambda component: component == "cart")
     engine.tick_now()
     assert engine.firing() == [("p", (("service_name", "cart"),))]
+
+
+def test_a_redelivered_document_is_not_counted_twice() -> None:
+    clock = Clock(time.time())
+    engine = AlertEngine(
+        rule_file(
+            {"name": "c", "match": {"keywords": ["panic"]}, "condition": {"count": 3, "within": "1m"}},
+            engine={"restore_from_alertmanager": False},
+        ),
+        clock=clock,
+    )
+    lines = [
+        ecs(at=clock.t, logpipe={"type": "access", "file_id": "fingerprint::ab"}, log={"offset": o}) for o in (0, 90)
+    ]
+    for doc in lines + lines:  # a rebalance re-reads both records
+        engine.observe(doc)
+    assert engine.firing() == []  # 2 distinct lines, not 4
+    engine.observe(ecs(at=clock.t, logpipe={"type": "access", "file_id": "fingerprint::ab"}, log={"offset": 180}))
+    assert engine.firing() == [("c", ())]

@@ -59,3 +59,14 @@ def test_groups_another_replica_owns_are_not_restored() -> None:
     restored = restore_firing(rules, states, alerts, NOW, GEN, owns=lambda key: dict(key)["service_name"] == "cart")
     assert restored == {"quiet": 1}
     assert [g.key for g in states["quiet"].firing()] == [(("service_name", "cart"),)]
+
+
+def test_alerts_whose_labels_differ_from_what_the_rule_posts_now_are_not_adopted() -> None:
+    rules, states = setup()
+
+    def labels_of(rule, key):  # what the engine would post now: the rule's severity became "warning"
+        return {"alertname": rule.name, "severity": "warning", **dict(key)}
+
+    alerts = [am_alert("quiet", GEN["quiet"], service_name="billing")]  # posted with severity critical
+    assert restore_firing(rules, states, alerts, NOW, GEN, labels_of=labels_of) == {}
+    assert states["quiet"].firing() == []

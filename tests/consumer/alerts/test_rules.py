@@ -125,9 +125,13 @@ def test_label_names_must_be_prometheus_names() -> None:
 
 
 def test_channel_errors_name_the_channel_key() -> None:
-    errs = errors_of({"channels": {"mail": {"type": "email", "to": []}, "x": {"type": "pager"}}})
-    assert any(e.startswith("channels.mail.email.to:") for e in errs), errs
-    assert any(e.startswith("channels.x:") for e in errs), errs
+    errs = errors_of({"channels": {"mail": {"type": "email", "to": []}, "x": {"type": "pager"}, "y": {"url": "u"}}})
+    assert any(e.startswith("channels.mail.to:") for e in errs), errs
+    assert any(
+        e.startswith("channels.x:") and e.endswith("fix: set type to one of alertmanager, wecom, webhook, email")
+        for e in errs
+    ), errs
+    assert any(e.startswith("channels.y:") and "fix: set type to one of" in e for e in errs), errs
 
 
 def test_email_from_alias_and_defaults() -> None:

@@ -93,8 +93,11 @@ async def test_a_hanging_channel_never_blocks_observe(recorder: Recorder) -> Non
         await engine.stop(flush_timeout=0.2)
     durations.sort()
     p99 = durations[int(len(durations) * 0.99)]
+    # microseconds each; the bounds only leave room for a busy shared machine, far below the
+    # channel's 300 ms timeout and 30 s hang that a blocking call would show
     assert statistics.median(durations) < 0.001, statistics.median(durations)
-    assert p99 < 0.005, p99
+    assert p99 < 0.02, p99
+    assert durations[-1] < 0.25, durations[-1]
     dropped = metric("logpipe_alerts_notifications_dropped_total", channel=name, reason="queue_full")
     assert dropped >= 2000 - 5 - 20  # all but the queue's capacity (and what the worker took)
     assert metric("logpipe_alerts_channel_failures_total", channel=name) >= 1  # the timeout, counted
