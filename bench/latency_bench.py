@@ -1,13 +1,15 @@
 """End-to-end latency: a line appended to a pod's log until it is searchable in Elasticsearch.
 
-    python bench/latency_bench.py [--samples 200] [--rate 10] [--background 200]
+    python bench/latency_bench.py [--samples 200] [--rate 10] [--background 200] [--fast-poll]
                                   [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
 
-Runs ``logpipe ship`` and ``logpipe consume`` as processes (their default tuning, the consumer's
-index refresh interval 1 s) on a kubelet-shaped tree. ``--background`` lines/s of ordinary traffic
-keep the pipeline busy while ``--samples`` marker lines (``url.path = /lat/<n>``) are appended at
-``--rate`` per second; a poller searches for the markers every 20 ms and records, per marker, the
-time from its ``write()`` until a search returns it. Prints p50, p90, p99 and max.
+Runs ``logpipe ship`` and ``logpipe consume`` as processes on a kubelet-shaped tree, with their
+default tuning (the shipper's file poll, the consumer's 200 ms flush, the indices' 1 s refresh)
+unless ``--fast-poll`` (shipper polls every 50 ms, consumer flushes every 100 ms, as the tests do).
+``--background`` lines/s of ordinary traffic keep the pipeline busy while ``--samples`` marker
+lines (``url.path = /lat/<n>``) are appended at ``--rate`` per second; a poller searches for the
+markers every 20 ms and records, per marker, the time from its ``write()`` until a search returns
+it. Prints p50, p90, p99 and max.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> None:
     name = f"bench-lat-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
-        p = Pipeline(Path(tmp), args.kafka, args.es, name)
+        p = Pipeline(Path(tmp), args.kafka, args.es, name, fast_poll=args.fast_poll)
         pod = p.sim.add_pod("pay-gw")
         noise = p.sim.add_pod("order-svc")
         p.sim.write_access(pod, 1)  # so discovery finds the file before timing starts
@@ -124,6 +126,7 @@ def main() -> None:
     ap.add_argument("--background", type=int, default=200, help="ordinary access lines per second")
     ap.add_argument("--kafka", default="127.0.0.1:9092")
     ap.add_argument("--es", default="http://127.0.0.1:9200")
+    ap.add_argument("--fast-poll", action="store_true", help="shipper polls files every 50 ms (default: its own)")
     asyncio.run(run(ap.parse_args()))
 
 

@@ -51,9 +51,13 @@ class DeadLetterWriter:
         self.bootstrap = bootstrap
         self._retry_initial = retry_initial
         self._retry_max = retry_max
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
+        self._client_id = client_id
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
             max_request_size=16 * 1024 * 1024,
@@ -61,9 +65,17 @@ class DeadLetterWriter:
         )
 
     async def start(self) -> None:
-        """Connect, and create the topic if it does not exist yet (best effort)."""
+        """Create the topic if it does not exist yet (best effort), then connect.
+
+        Raises when the brokers cannot be reached; the writer can be started again afterwards.
+        """
         await self._ensure_topic()
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()
+            self._producer = self._new_producer()  # a failed client is not restartable
+            raise
 
     async def _ensure_topic(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)

@@ -46,7 +46,12 @@ class KafkaSource:
     def __init__(self, cfg: KafkaConfig, listener: PartitionListener) -> None:
         self.cfg = cfg
         self._listener = _Rebalance(listener)
-        self._consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+        self._consumer: AIOKafkaConsumer = self._new_consumer()
+        self._paused = False
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        cfg = self.cfg
+        return AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap,
             group_id=cfg.group_id,
             client_id=cfg.client_id,
@@ -59,11 +64,18 @@ class KafkaSource:
             # Topics created after start (e.g. logpipe-trace) are picked up within this period.
             metadata_max_age_ms=30_000,
         )
-        self._paused = False
 
     async def start(self) -> None:
-        """Connect and join the group (partitions arrive through the listener)."""
-        await self._consumer.start()
+        """Connect and join the group (partitions arrive through the listener).
+
+        Raises when the brokers cannot be reached; the source can be started again afterwards.
+        """
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._consumer.stop()
+            self._consumer = self._new_consumer()  # a failed client is not restartable
+            raise
         self._consumer.subscribe(topics=list(self.cfg.topics), listener=self._listener)
 
     async def fetch(self, timeout_s: float, max_records: int | None = None) -> dict[TopicPartitionKey, list[Record]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from consumer.bulk import BulkBatcher, BulkRequest, index_name
@@ -93,6 +93,7 @@ class ConsumerService:
         self._stopping = asyncio.Event()
         self._started = False
         self._templates_ready = False
+        self._alerts_started = False
         self.ilm = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -110,10 +111,13 @@ class ConsumerService:
             self._side_tasks.append(
                 asyncio.create_task(run_retention(self.es, self.cfg.index.prefix, self.cfg.index.retention_days))
             )
-        await self.dlq.start()
+        if not await self._until_ok("DeadLetterTopicUnreachable", self.dlq.start):
+            return port
         if self.alerts is not None:
             await self.alerts.start()
-        await self.source.start()
+            self._alerts_started = True
+        if not await self._until_ok("KafkaUnreachable", self.source.start):
+            return port
         self._started = True
         return port
 
@@ -121,16 +125,31 @@ class ConsumerService:
         if not self.cfg.index.install_templates:
             self._templates_ready = True
             return
+
+        async def install() -> None:
+            self.ilm = await install_templates(self.es, self.cfg.index)
+            self._templates_ready = True
+
+        # Nothing may be indexed before the templates exist (indices would get dynamic mappings).
+        await self._until_ok("TemplatesNotInstalled", install)
+
+    async def _until_ok(self, event: str, step: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``step`` until it succeeds (a dependency not up yet), logging ``event`` per failure;
+        False if a stop was requested first."""
         attempt = 0
         while not self._stopping.is_set():
             try:
-                self.ilm = await install_templates(self.es, self.cfg.index)
-                self._templates_ready = True
-                return
-            except Exception as exc:  # Elasticsearch not up yet: nothing may be indexed before the templates
+                await step()
+                return True
+            except Exception as exc:
                 attempt += 1
-                log.warning("TemplatesNotInstalled", extra={"fields": {"error": repr(exc)[:300], "attempt": attempt}})
-                await asyncio.sleep(backoff_seconds(attempt, self.cfg.bulk.retry_initial, self.cfg.bulk.retry_max))
+                log.warning(event, extra={"fields": {"error": repr(exc)[:300], "attempt": attempt}})
+                delay = backoff_seconds(attempt, self.cfg.bulk.retry_initial, self.cfg.bulk.retry_max)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+        return False
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to finish (signal handlers call this)."""
@@ -155,11 +174,10 @@ class ConsumerService:
         for t in [*self._bulk_tasks, *self._dlq_tasks, *self._side_tasks]:
             t.cancel()
         await asyncio.gather(*self._bulk_tasks, *self._dlq_tasks, *self._side_tasks, return_exceptions=True)
-        if self._started:
-            await self.source.close()
-            self._started = False
+        await self.source.close()  # leaves the group (or just releases the client if it never joined)
+        self._started = False
         await self.dlq.close()
-        if self.alerts is not None:
+        if self.alerts is not None and self._alerts_started:
             await self.alerts.stop()
         await self.es.close()
         await self.http.close()

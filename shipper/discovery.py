@@ -145,8 +145,10 @@ class Discovery:
 
     def __init__(self, pods_root: str, logs_root: str, *, node: str = "", rules: Rules | None = None,
                  config: DiscoveryConfig | None = None, pod_meta: PodMetadata | None = None) -> None:
-        self.pods_root = os.path.abspath(pods_root)
-        self.logs_root = os.path.abspath(logs_root)
+        # The roots are trusted configuration and may be symlinks (/var/log/pods -> /data/pods): resolve
+        # them once, since inotify (IN_DONT_FOLLOW) on a symlink would watch the link, not the directory.
+        self.pods_root = os.path.realpath(pods_root)
+        self.logs_root = os.path.realpath(logs_root)
         self.node = node
         self.rules = rules or Rules.from_config()
         self.config = config or DiscoveryConfig()

@@ -22,8 +22,9 @@ from logpipe.demo.podsim import PodSimulator
 class Pipeline:
     """A pod tree, a shipper and a consumer (both ``logpipe`` subprocesses), and where they write."""
 
-    def __init__(self, root: Path, kafka: str, es_url: str, name: str) -> None:
+    def __init__(self, root: Path, kafka: str, es_url: str, name: str, fast_poll: bool = True) -> None:
         self.root = root
+        self.fast_poll = fast_poll  # tests poll files every 50 ms; False keeps the shipper's default
         self.kafka = kafka
         self.es_url = es_url
         self.name = name
@@ -32,7 +33,7 @@ class Pipeline:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def shipper_config(self) -> dict[str, Any]:
-        return {
+        cfg: dict[str, Any] = {
             "node_name": "node-e2e",
             "pods_root": str(self.sim.pods_root),
             "logs_root": str(self.sim.logs_root),
@@ -44,9 +45,12 @@ class Pipeline:
             "tail": {"poll_interval": "50ms"},
             "http": {"host": "127.0.0.1", "port": 0},
         }
+        if not self.fast_poll:
+            del cfg["tail"], cfg["discovery"], cfg["kafka"]["linger"]
+        return cfg
 
     def consumer_config(self) -> dict[str, Any]:
-        return {
+        cfg: dict[str, Any] = {
             "kafka": {
                 "bootstrap": self.kafka,
                 "group_id": f"{self.name}-group",
@@ -59,6 +63,9 @@ class Pipeline:
             "bulk": {"flush_interval": "100ms"},
             "http": {"host": "127.0.0.1", "port": 0},
         }
+        if not self.fast_poll:
+            del cfg["bulk"], cfg["kafka"]["commit_interval"]
+        return cfg
 
     def _spawn(self, verb: str, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
         path = self.root / f"{verb}.yaml"

@@ -24,10 +24,10 @@ def _alert_engine(rules: str, alertmanager_url: str | None) -> Any:
 
 
 def tune_gc() -> None:
-    """Collect the young generation less often: the consumer allocates a nested dict per line and keeps
-    tens of MB of them in flight, so the default thresholds spend most CPU re-scanning live documents
-    (measured: parsing and encoding 2-3x faster, see docs/BENCHMARKS.md). Objects of the start-up are
-    frozen out of the collector's way."""
+    """Run the cyclic GC less often: the consumer allocates a few nested dicts per line and keeps up to
+    tens of MB of documents in flight, which the default thresholds re-scan over and over (parsing a
+    backlog of 50k lines ran 2-3x faster in a micro-benchmark, see docs/BENCHMARKS.md). Objects made
+    at start-up are frozen out of the collector's way."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

@@ -51,10 +51,13 @@ class ConsumerStory:
         self.produced: list[tuple[LineRecord, bool]] = []  # (record, expected to become a document)
         self._seq = 0
         self._next_offset: dict[str, int] = {}  # file_id -> next line's byte offset
+        self._partition: dict[str, int] = {}  # file_id -> partition
+        self.partitions = 1
 
     # --- setup -----------------------------------------------------------------------------
 
     async def create_topics(self, partitions: int = 2) -> None:
+        self.partitions = partitions
         admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka)
         await admin.start()
         try:
@@ -140,6 +143,13 @@ class ConsumerStory:
         self._next_offset[meta.file_id] = offset
         return out
 
+    def partition_of(self, file_id: str) -> int:
+        """Files are spread over the partitions round-robin (one file stays in one partition, in order);
+        the shipper keys by Component, which would put every line of these stories in one partition."""
+        if file_id not in self._partition:
+            self._partition[file_id] = len(self._partition) % self.partitions
+        return self._partition[file_id]
+
     async def produce(self, records: Sequence[LineRecord], indexable: bool = True) -> None:
         """Send ``records`` to the topic of their log type, as the shipper does (key, headers, value)."""
         producer = AIOKafkaProducer(bootstrap_servers=self.kafka, acks="all", linger_ms=5)
@@ -147,7 +157,8 @@ class ConsumerStory:
         try:
             futs = [
                 await producer.send(
-                    self.topics[r.meta.log_type], value=r.value, key=r.key, headers=r.headers()
+                    self.topics[r.meta.log_type], value=r.value, key=r.key, headers=r.headers(),
+                    partition=self.partition_of(r.meta.file_id),
                 )
                 for r in records
             ]

@@ -409,3 +409,98 @@ async def test_missing_roots_are_warned_once_and_watched_once_they_exist(
     pod = node.add_pod("web-7d9f8b6c4-x2k9p")
     node.write(pod, "logs/access.log")
     await rec.wait(lambda: len(rec.added()) == 1, timeout=1.0)
+
+
+async def test_roots_may_be_symlinks_and_are_still_watched(tmp_path: Path) -> None:
+    real = Node(tmp_path / "data")
+    real.pods.mkdir(parents=True)
+    real.logs.mkdir()
+    os.symlink(real.pods, tmp_path / "pods-link")
+    os.symlink(real.logs, tmp_path / "logs-link")
+    d = Discovery(str(tmp_path / "pods-link"), str(tmp_path / "logs-link"), node="node-1",
+                  config=DiscoveryConfig(rescan_interval=60),
+                  pod_meta=PodMetadata(PodMetaConfig(kubernetes_api="off"), node="node-1"))
+    await d.start()
+    rec = Recorder()
+
+    async def pump() -> None:
+        async for ev in d.events():
+            rec.events.append(ev)
+
+    task = asyncio.create_task(pump())
+    try:
+        await asyncio.sleep(0.1)
+        pod = real.add_pod("web-7d9f8b6c4-x2k9p")
+        real.write(pod, "logs/access.log")
+        await rec.wait(lambda: len(rec.added()) == 1, timeout=1.0)  # by inotify: the rescan is a minute away
+        assert next(iter(rec.added().values())).target.root == str(real.pods)
+    finally:
+        await d.stop()
+        await asyncio.wait_for(task, 5)
+
+
+def on_disk(node: Node) -> dict[str, int]:
+    """What discovery should announce: every regular file a default rule ships, by relpath -> inode."""
+    from shipper.rules import Rules
+
+    rules = Rules.from_config()
+    out: dict[str, int] = {}
+    for dirpath, _dirs, files in os.walk(node.pods):
+        rel = os.path.relpath(dirpath, node.pods).split(os.sep)
+        if len(rel) < 4 or rel[1:3] != ["volumes", "kubernetes.io~empty-dir"]:
+            continue
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p) and rules.for_emptydir(rel[3], f):
+                out[os.path.relpath(p, node.pods)] = os.lstat(p).st_ino
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_churn_ends_with_exactly_what_is_on_disk(node: Node, start: StartFn, seed: int) -> None:
+    """Create, append, rename-rotate, delete, replace by a symlink, add and delete pods at random,
+    without pauses; once quiet, the announced files are exactly the matching regular files on disk."""
+    import random
+
+    rng = random.Random(seed)
+    pods = [node.add_pod(f"svc{i}-7d9f8b6c4-x2k9p") for i in range(3)]
+    d, rec = await start(rescan_interval=60)  # inotify alone must keep up: no rescan helps here
+    names = ["access.log", "trace.log", "app.log", "sub/app.log", "access.log.1", "x.txt"]
+    for _ in range(300):
+        op = rng.random()
+        pod = rng.choice(pods)
+        name = rng.choice(names)
+        path = pod.emptydir / "logs" / name
+        if op < 0.4:
+            node.write(pod, f"logs/{name}")
+        elif op < 0.55 and path.exists() and not path.is_symlink():
+            os.replace(path, path.with_name(path.name + ".1"))
+        elif op < 0.7 and (path.exists() or path.is_symlink()):
+            path.unlink()
+        elif op < 0.75 and not path.exists() and not path.is_symlink() and path.parent.exists():
+            os.symlink("/etc/shadow", path)
+        elif op < 0.8 and len(pods) > 1:
+            pods.remove(pod)
+            node.delete_pod(pod)
+        elif op < 0.85:
+            pods.append(node.add_pod(f"new{rng.randrange(1000)}-7d9f8b6c4-x2k9p"))
+        if rng.random() < 0.1:
+            await asyncio.sleep(0.01)
+    expected = on_disk(node)
+
+    def announced() -> dict[str, int]:
+        """The events replayed: every FileRemoved follows its FileAdded, no path is added twice."""
+        state: dict[str, int] = {}
+        for ev in rec.events:
+            if isinstance(ev, FileAdded):
+                assert ev.target.relpath not in state, f"added twice: {ev.target.relpath}"
+                state[ev.target.relpath] = ev.ino
+            else:
+                assert state.pop(ev.target.relpath, None) is not None, f"removed unannounced {ev.target.relpath}"
+        return state
+
+    t0 = time.monotonic()
+    while announced() != expected and time.monotonic() - t0 < 3.0:
+        await asyncio.sleep(0.05)
+    assert announced() == expected
+    assert {t.relpath for t in d.targets()} == set(expected)
