@@ -176,6 +176,16 @@ def run(tool: Tool, path: Path) -> None:
     tool.answer = parse_answer(tool.name, proc.stdout)
 
 
+def startup(command: list[str], runs: int = 5) -> float:
+    """Best wall time of a command that does no work (what a process pays before its query)."""
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=False)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def table(found: list[Tool], base: float) -> list[str]:
     rows = ["| tool | best (s) | median (s) | runs | best / DuckDB best | how |", "|---|---:|---:|---:|---:|---|"]
     for t in found:
@@ -214,6 +224,12 @@ def main() -> None:
                 run(tool, path)
                 print(f"  {tool.name:14} run {i + 1}: {tool.times[-1]:.2f} s", file=sys.stderr)
     load_after = load()
+    py = sys.executable
+    starts = {
+        "`logpipe query --help`": startup([shutil.which("logpipe") or "logpipe", "query", "--help"]),
+        "`python -m logpipe.query --help`": startup([py, "-m", "logpipe.query", "--help"]),
+        "`python -c 'import duckdb'`": startup([py, "-c", "import duckdb"]),
+    }
 
     duck = next(t for t in found if t.name == "duckdb")
     wrong = [t.name for t in found if not same(t.answer, duck.answer)]
@@ -233,6 +249,10 @@ def main() -> None:
             f"`python bench/query_bench.py --repeat {args.repeat} --slow-repeat {args.slow_repeat}`",
             "",
             *rows,
+            "",
+            "Start-up alone (best of 5, no query): " + ", ".join(f"{k} {v:.2f} s" for k, v in starts.items()) + ".",
+            "The two logpipe rows run the same code (logpipe/query/command.py); the difference is the",
+            "`logpipe` CLI's start-up, which imports every verb's module (logpipe/cli/main.py).",
             "",
             "Target (issue 6): logpipe at most 1.2x DuckDB.",
         ]

@@ -8,7 +8,9 @@
   with backoff until it succeeds;
 - any other 4xx (mapping errors, malformed documents) -> REJECTED: dead-letter it with the error.
 
-An item whose shape is not understood is ERRORED (retried, never lost).
+An item whose shape is not understood is ERRORED (retried, never lost), and so is an item refused by
+an index *block* (``cluster_block_exception``: an operator's ``index.blocks.write``, the disk
+flood-stage watermark), whatever its code: a block is lifted, and the documents must then go in.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from logpipe.delivery import BatchStatus
+
+TRANSIENT_ERRORS = frozenset({"cluster_block_exception"})
+"""Error types retried whatever their HTTP code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ def bulk_item_outcomes(response: Mapping[str, Any], expected: int) -> list[ItemO
                 out.append(ItemOutcome(status, code))
             else:
                 etype, reason = _error_text(body.get("error"))
+                if etype in TRANSIENT_ERRORS:
+                    status = BatchStatus.ERRORED
                 out.append(ItemOutcome(status, code, etype, reason))
     while len(out) < expected:
         out.append(ItemOutcome(BatchStatus.ERRORED, 0, "missing_item", "the response did not mention this item"))

@@ -157,6 +157,9 @@ class ConsumerConfig(StrictModel):
     """How access-log keys map to ECS fields (shared with ``logpipe query``)."""
     http: HttpConfig = Field(default_factory=HttpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    partial_line_timeout: Duration = 5.0
+    """A CRI line whose final fragment has not come within this is indexed as it is (flagged
+    ``partial_incomplete``), so its fragments can be committed: a dead writer never stalls a partition."""
     shutdown_grace: Duration = 10.0
     """On stop (and on revoke) in-flight bulks get this long to finish before they are abandoned."""
     log_level: str = "info"

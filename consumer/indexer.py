@@ -83,6 +83,7 @@ class Indexer:
         self._on_rejected = on_rejected
         self.available = True
         self.last_error = ""
+        self.retried_items = 0  # items sent again so far (also the logpipe_consumer_items_retried metric)
 
     def _set_available(self, ok: bool, error: str = "") -> None:
         if ok != self.available:
@@ -123,6 +124,7 @@ class Indexer:
             attempt += 1
             delay = backoff_seconds(attempt, self.cfg.retry_initial, self.cfg.retry_max)
             BulkRetried(items=len(retry), attempt=attempt, backoff_s=round(delay, 3)).emit()
+            self.retried_items += len(retry)
             await asyncio.sleep(delay)
             pending = build_request(retry)
 

@@ -41,8 +41,6 @@ from consumer.work import TopicPartitionKey, Work
 from logpipe.envelope import decode_headers, document_id
 from parsers import LineParser, Parsed, Partial, Unparseable
 
-FRAGMENT_EXPIRY_S = 5.0  # a CRI line whose final fragment has not come by then is indexed as is
-
 
 class AlertObserver(Protocol):
     """What the loop needs from the alert engine (``consumer.alerts.engine.AlertEngine``)."""
@@ -275,11 +273,13 @@ class ConsumerService:
             generation = self.offsets.generation(tp)
             if generation is None:
                 continue
-            for parsed in parser.expire(FRAGMENT_EXPIRY_S):
+            for parsed in parser.expire(self.cfg.partial_line_timeout):
                 offsets = self.offsets.absorb(tp, self._fragment_key(parsed), max(parsed.absorbed, 1))
                 last = offsets[-1] if offsets else -1
+                message = parsed.doc.get("message")
                 work = Work(
-                    topic=tp[0], partition=tp[1], generation=generation, offsets=offsets, raw=b"",
+                    topic=tp[0], partition=tp[1], generation=generation, offsets=offsets,
+                    raw=message.encode() if isinstance(message, str) else b"",  # for a dead letter
                     headers=[], key=None, kafka_offset=last,
                 )
                 self._add_document(work, parsed)

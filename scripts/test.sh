@@ -41,6 +41,8 @@ stop_what_we_started() {
     fi
 }
 trap stop_what_we_started EXIT
+trap 'exit 143' TERM  # so the EXIT trap also runs when CI cancels the job
+trap 'exit 130' INT
 
 install_system_packages() {
     if command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; then

@@ -153,7 +153,7 @@ class StreamSet:
                 self._rebind_path(known, target)
                 if known.fd is None:  # idle-closed: take the new fd
                     known.fd = fd
-                    known.size = st.st_size
+                    known.size, known.mtime_ns = st.st_size, st.st_mtime_ns
                     return True
                 return False
             if self._by_inode.get(key) is known:  # idle-closed and the inode now holds other bytes
@@ -167,9 +167,11 @@ class StreamSet:
         for t in self._in_scope(view.scope):
             if t.state == "detached" or t.fd is None:
                 continue
-            if self.strategy.matches(view, t.fp, t.dev, t.ino) and _same_start(fd, t.fd):
-                self._check(t, now)  # the original may have just been truncated
-                if t.state != "detached" and now - p.first_seen < self.limits.duplicate_wait:
+            if self.strategy.matches(view, t.fp, t.dev, t.ino):
+                self._check(t, now)  # the original may have just been truncated: then t is detached
+                if t.fd is None or not _same_start(fd, t.fd):
+                    continue
+                if now - p.first_seen < self.limits.duplicate_wait:
                     p.reason = "duplicate"  # a copy of a stream being read: wait (copytruncate not done)
                     return False
                 # Still equal after duplicate_wait: a file of its own that starts the same (or a
@@ -245,7 +247,7 @@ class StreamSet:
 
     def _attach(self, t: Tailer, fd: int, st: os.stat_result, target: FileTarget) -> None:
         t.fd = fd
-        t.dev, t.ino, t.size = st.st_dev, st.st_ino, st.st_size
+        t.dev, t.ino, t.size, t.mtime_ns = st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
         t.last_change = self._clock()
         self._by_inode[(t.dev, t.ino)] = t
         self._rebind_path(t, target)
@@ -309,14 +311,15 @@ class StreamSet:
             return
         size = st.st_size
         view = FileView(t.fd, t.dev, t.ino, size, t.scope)
-        truncated = size < t.offset or (
-            size != t.size and not self.strategy.matches(view, t.fp, t.dev, t.ino)
-        )
+        # mtime too: truncated and rewritten to the very same size is a change the size hides
+        changed = size != t.size or st.st_mtime_ns != t.mtime_ns
+        truncated = size < t.offset or (changed and not self.strategy.matches(view, t.fp, t.dev, t.ino))
         if truncated:
             self._detach(t, now)
             return
-        if size != t.size:
+        if changed:
             t.size = size
+            t.mtime_ns = st.st_mtime_ns
             t.last_change = now
             grown = self.strategy.extend(view, t.fp)
             if grown != t.fp:

@@ -80,6 +80,7 @@ class Tailer:
     ino: int = 0
     fd: int | None = None
     size: int = 0  # file size at the last look
+    mtime_ns: int = 0  # and its modification time
     acks: OrderedAcks = field(default_factory=OrderedAcks)
     state: str = "live"  # live | draining (deleted or rotated away: read to EOF, then release) | detached
     partial_since: float | None = None

@@ -7,11 +7,12 @@ The contract other tests rely on:
   or reuses one that is already running (started by ``logpipe dev up``, another pytest run, or named
   by ``LOGPIPE_KAFKA_BOOTSTRAP`` / ``LOGPIPE_ES_URL`` / ``LOGPIPE_ALERTMANAGER_URL``). Services started
   here keep running after the session so the next run starts in no time; ``logpipe dev down`` stops them.
-- ``service_manager``: ``.stop(name)`` / ``.start(name)`` for ``"kafka"``, ``"elasticsearch"`` or
-  ``"alertmanager"`` to test outages. Whatever a test stopped is started again (and waited for) when
-  the test ends, so later tests find every service running. Skips for services logpipe does not control.
-  Tests in other pytest processes that use services wait while an outage test runs (see
-  ``logpipe/devservices/sharing.py``), so engineers sharing one machine do not break each other's runs.
+- ``service_manager`` (type it ``logpipe.devservices.outage.OutageControl``): ``.stop(name)`` /
+  ``.start(name)`` for ``"kafka"``, ``"elasticsearch"`` or ``"alertmanager"`` to test outages. Whatever
+  a test stopped is started again (and waited for) when the test ends, so later tests find every
+  service running. Skips for services logpipe does not control. Tests in other pytest processes that
+  use services wait while an outage test runs (see ``logpipe/devservices/sharing.py``), so engineers
+  sharing one machine do not break each other's runs.
 - ``unique_name``: function-scoped, lowercase ``[a-z0-9-]``, unique per test and run; a valid Kafka topic
   and Elasticsearch index name.
 
@@ -22,15 +23,28 @@ The contract other tests rely on:
 from __future__ import annotations
 
 import re
+import signal
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from logpipe.devservices import ServiceBackend, ServiceName, open_backend
-from logpipe.devservices.backend import service_name
+from logpipe.devservices.health import reachable
+from logpipe.devservices.outage import OutageControl
 from logpipe.devservices.paths import DevPaths
 from logpipe.devservices.sharing import ServiceUseLock
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Turn SIGTERM (``timeout 600 pytest ...``) into an interrupt, so fixtures still tear down and
+    services an outage test stopped are started again."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
@@ -61,59 +75,33 @@ def alertmanager_url(dev_services: ServiceBackend) -> str:
     return dev_services.ensure("alertmanager")
 
 
-_SERVICE_FIXTURES = {"kafka_bootstrap", "es_url", "alertmanager_url", "service_manager", "dev_services"}
+_ENDPOINT_FIXTURES: dict[str, ServiceName] = {
+    "kafka_bootstrap": "kafka",
+    "es_url": "elasticsearch",
+    "alertmanager_url": "alertmanager",
+}
+_SERVICE_FIXTURES = {*_ENDPOINT_FIXTURES, "service_manager", "dev_services"}
 
 
 @pytest.fixture(autouse=True)
 def _service_use(request: pytest.FixtureRequest) -> Iterator[ServiceUseLock | None]:
-    """Tests using services hold a shared lock, so another process's outage test waits for them."""
+    """Tests using services hold a shared lock (another process's outage test waits for them), and
+    find their services running: one that something stopped (not a test's own outage) is restarted."""
     if not (request.node.get_closest_marker("integration") or _SERVICE_FIXTURES & set(request.fixturenames)):
         yield None
         return
     lock = ServiceUseLock(DevPaths.from_env().in_use)
     lock.shared()
     try:
+        used = [(f, name) for f, name in _ENDPOINT_FIXTURES.items() if f in request.fixturenames]
+        if used:
+            backend: ServiceBackend = request.getfixturevalue("dev_services")
+            for fixture, name in used:
+                if backend.controls(name) and not reachable(request.getfixturevalue(fixture)):
+                    backend.start(name)
         yield lock
     finally:
         lock.release()
-
-
-class OutageControl:
-    """Stops and starts services for one test, and restarts whatever is still stopped afterwards."""
-
-    def __init__(self, backend: ServiceBackend, use: ServiceUseLock | None = None) -> None:
-        self._backend = backend
-        self._use = use
-        self._stopped: list[ServiceName] = []
-
-    def stop(self, name: str) -> None:
-        """Stop ``name``; returns once it no longer answers. Skips the test for external services."""
-        svc = service_name(name)
-        if not self._backend.controls(svc):
-            pytest.skip(f"{svc} is not run by logpipe here (external service): outage tests need control")
-        self._backend.ensure(svc)  # stop what is running, so start() later is a real restart
-        if self._use is not None:
-            self._use.exclusive()  # wait for other processes' tests to finish with the services
-        if svc not in self._stopped:
-            self._stopped.append(svc)
-        self._backend.stop(svc)
-
-    def start(self, name: str) -> str:
-        """Start ``name`` again; returns its endpoint once healthy."""
-        svc = service_name(name)
-        endpoint = self._backend.start(svc)
-        if svc in self._stopped:
-            self._stopped.remove(svc)
-        return endpoint
-
-    def healthy(self, name: str) -> bool:
-        """One quick health probe of ``name``."""
-        return self._backend.healthy(service_name(name))
-
-    def restore(self) -> None:
-        """Start every service this test stopped and did not start again."""
-        while self._stopped:
-            self._backend.start(self._stopped.pop())
 
 
 @pytest.fixture
@@ -125,7 +113,7 @@ def service_manager(
     Other pytest processes on this machine wait (their tests using services do not start) from the
     first ``stop`` until this test ends, so an outage here never fails someone else's test.
     """
-    control = OutageControl(dev_services, _service_use)
+    control = OutageControl(dev_services, _service_use, uncontrolled=pytest.skip)
     try:
         yield control
     finally:

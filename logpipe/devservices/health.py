@@ -133,6 +133,12 @@ def wait_healthy(
         delay = min(delay * 1.5, 1.0)
 
 
+def reachable(endpoint: str, timeout: float = 0.5) -> bool:
+    """A cheap check (one TCP connect) that something listens at ``host:port`` or ``http://host:port``."""
+    host = urlsplit(endpoint).hostname if "://" in endpoint else endpoint.split(",")[0].rsplit(":", 1)[0]
+    return port_open(host or "127.0.0.1", endpoint_port(endpoint.split(",")[0]), timeout)
+
+
 def endpoint_port(endpoint: str) -> int:
     """The port of ``host:port`` or ``http://host:port``."""
     if "://" in endpoint:

@@ -112,3 +112,26 @@ def test_codes_map_as_documented() -> None:
     assert status_of_code(400) is BatchStatus.REJECTED
     assert status_of_code(404) is BatchStatus.REJECTED
     assert status_of_code(302) is BatchStatus.ERRORED
+
+
+def test_an_index_block_is_retried_whatever_its_code() -> None:
+    blocked = {
+        "errors": True,
+        "items": [
+            {
+                "index": {
+                    "_index": "logpipe-access-2026.11.27",
+                    "status": 403,
+                    "error": {
+                        "type": "cluster_block_exception",
+                        "reason": "index [logpipe-access-2026.11.27] blocked by: [FORBIDDEN/8/index write (api)];",
+                    },
+                }
+            }
+        ],
+    }
+
+    (outcome,) = bulk_item_outcomes(blocked, expected=1)
+
+    assert outcome.status is BatchStatus.ERRORED
+    assert outcome.http_status == 403

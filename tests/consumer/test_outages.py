@@ -39,3 +39,25 @@ async def test_elasticsearch_down_mid_run_loses_nothing(story: ConsumerStory, se
     ids = await story.doc_ids()
     assert len(ids) == 1200
     assert set(ids) == story.expected_ids()
+
+
+async def test_items_refused_by_a_write_block_are_retried_until_it_is_lifted(story: ConsumerStory) -> None:
+    index = f"{story.prefix}-access-2026.11.27"
+    await story.produce(story.access_lines(10))
+    async with story.consumer() as svc:
+        await story.wait_for_docs(10)
+        await story.wait_committed()
+        await story.es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+        try:
+            await story.produce(story.access_lines(40))
+            retried_before = svc.indexer.retried_items
+            await story._until(lambda: svc.indexer.retried_items > retried_before + 40, 30, "retries")
+            assert await story.count() == 10  # nothing went in ...
+            assert await story.committed_lag() == 40  # ... nothing was committed ...
+        finally:
+            await story.es.indices.put_settings(index=index, settings={"index.blocks.write": False})
+        await story.wait_for_docs(50)
+        await story.wait_committed()
+
+    assert set(await story.doc_ids()) == story.expected_ids()
+    assert not await story.dead_letters(1, timeout=1)  # ... and nothing was dead-lettered

@@ -6,6 +6,8 @@ consumer in-process; the outage, crash and rebalance stories live in their own m
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -130,3 +132,50 @@ async def test_health_readiness_and_metrics_are_served(story: ConsumerStory) -> 
     ):
         assert metric in text
     assert f'logpipe_consumer_records_consumed_total{{topic="{story.topics["access"]}"}} 10.0' in text
+
+
+async def test_a_cri_line_whose_end_never_comes_is_indexed_after_the_timeout(story: ConsumerStory) -> None:
+    fragments = story.cri_lines(["the writer died in the middle of this line"], split=8)[:-1]  # no F
+    await story.produce(fragments, indexable=False)
+    await story.produce(story.access_lines(5))
+
+    async with story.consumer(story.config(partial_line_timeout="1s")):
+        await story.wait_for_docs(6)
+        await story.wait_committed()  # the fragments' offsets are committed too: the partition moves on
+
+    cri = [h["_source"] for h in await story.docs() if h["_source"]["logpipe"]["type"] == "stdout"]
+    assert len(cri) == 1
+    assert cri[0]["message"] == "the writer died in the middle of this li"
+    assert "partial_incomplete" in cri[0]["logpipe"]["flags"]
+    assert cri[0]["log"]["offset"] == fragments[0].offset
+
+
+async def test_memory_stays_bounded_by_the_buffer_limit(story: ConsumerStory) -> None:
+    await story.produce(story.access_lines(3_000))
+    limit, turn = 256 * 1024, 50
+    cfg = story.config(**{
+        "bulk.max_buffered_bytes": limit, "bulk.max_actions": 50, "bulk.concurrency": 1,
+        "kafka.max_poll_records": turn,
+    })
+    peak = 0
+
+    async with story.consumer(cfg) as svc:
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, svc.buffered_bytes)
+                await asyncio.sleep(0.001)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            await story.wait_for_docs(3_000)
+            await story.wait_committed()
+        finally:
+            sampler.cancel()
+
+    # Fetching pauses once the limit is passed, so at most one more turn of records is buffered
+    # (each of these lines counts under 4 KiB: the line, its encoded document and the dict).
+    assert limit < peak <= limit + turn * 4096
+    assert peak < 3_000 * 1024  # far below the whole backlog
+    assert set(await story.doc_ids()) == story.expected_ids()

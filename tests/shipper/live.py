@@ -7,6 +7,7 @@ which lines were lost and which were duplicated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -244,3 +245,59 @@ def rss_of(pid: int) -> float:
 
 def env_without_proxy() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+class Watcher:
+    """Consumes the test's topics in the background, counting every value seen."""
+
+    def __init__(self, bootstrap: str, prefix: str, types: tuple[str, ...] = LOG_TYPES) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.types = types
+        self.counts: Counter[bytes] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watcher:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        assigned: set[str] = set()
+        try:
+            while True:
+                if len(assigned) < len(self.types):
+                    cluster = await consumer._client.fetch_all_metadata()
+                    want = {f"{self.prefix}{t}" for t in self.types} & set(cluster.topics())
+                    if want - assigned:
+                        tps = [TopicPartition(t, p) for t in want for p in (cluster.partitions_for_topic(t) or ())]
+                        if tps:
+                            assigned = want
+                            consumer.assign(tps)
+                            self.counts.clear()
+                            await consumer.seek_to_beginning(*tps)
+                if not assigned:
+                    await asyncio.sleep(0.3)
+                    continue
+                got = await consumer.getmany(timeout_ms=300)
+                for msgs in got.values():
+                    for m in msgs:
+                        self.counts[m.value] += 1
+        finally:
+            await consumer.stop()
+
+    async def wait_for(self, lines: list[bytes] | set[bytes], timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.counts[x] for x in lines):
+                return True
+            await asyncio.sleep(0.1)
+        return False

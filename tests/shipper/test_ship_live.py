@@ -120,12 +120,9 @@ async def test_files_with_identical_first_lines_and_partial_and_long_lines(
     a, b = "web-7d4b9c5f6-aaaaa", "web-7d4b9c5f6-bbbbb"
     tree.add_pod(a)
     tree.add_pod(b)
-    for p in (a, b):
-        with open(tree.path(p, "app.log"), "wb") as f:
-            f.write(b"same first line\n")
     long_line = b"L" * 300_000
-    with open(tree.path(a, "app.log"), "ab") as f:
-        f.write(long_line + b"\nafter long\nno newline")
+    tree.path(a, "app.log").write_bytes(b"same first line\n" + long_line + b"\nafter long\nno newline")
+    tree.path(b, "app.log").write_bytes(b"same first line\n")
     s = new_shipper(shipper_factory, tree, kafka_bootstrap, unique_name)
     s.start()
     got = await collect(kafka_bootstrap, s.prefix, {b"same first line", b"after long", b"no newline"},
@@ -163,9 +160,9 @@ async def test_kill9_mid_stream_and_restart_loses_nothing(
     tree.add_pod(pod)
     s = new_shipper(shipper_factory, tree, kafka_bootstrap, unique_name)
     s.start()
-    for _ in range(5):
+    for i in range(4):
         tree.write_lines(pod, "access.log", 20_000)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.4 + 0.3 * i)  # killed while reading, sending, or idle
         s.kill9()
         tree.write_lines(pod, "access.log", 1000)
         s.start()

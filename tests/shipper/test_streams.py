@@ -297,3 +297,33 @@ async def test_open_file_cap_closes_idle_files_first(tmp_path: Path) -> None:
     env.write_lines("f0.log", 1)
     await env.ship(advance=3)
     assert len(env.sink.delivered) == 13
+
+
+async def test_truncated_and_rewritten_to_the_same_size_is_still_a_truncation(tmp_path: Path) -> None:
+    env = ShipperEnv(tmp_path)
+    env.write("app.log", b"old line 1\nold line 2\n")
+    env.add("app.log")
+    await env.ship()
+    p = env.path("app.log")
+    st = os.stat(p)
+    p.write_bytes(b"new line 1\nnew line 2\n")  # same size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a coarse clock may not tick
+    await env.ship()
+    assert env.sink.values() == [b"old line 1", b"old line 2", b"new line 1", b"new line 2"]
+
+
+async def test_copy_found_after_the_truncation_but_before_it_was_noticed(tmp_path: Path) -> None:
+    env = ShipperEnv(tmp_path)
+    env.write_lines("app.log", 4)
+    env.add("app.log")
+    await env.ship()
+    stream = env.file_id("app.log")
+    env.write_lines("app.log", 3)
+    src, dst = env.path("app.log"), env.path("app.log.1")
+    dst.write_bytes(src.read_bytes())
+    os.truncate(src, 0)
+    env.write_lines("app.log", 2, tag="-after")
+    env.add("app.log.1")  # before any poll saw the truncation
+    await env.ship()
+    assert numbers([r.value for r in env.sink.delivered if r.meta.file_id == stream]) == list(range(7))
+    assert len(env.sink.delivered) == 9
