@@ -133,7 +133,7 @@ def _discriminator_key(meta: list[Any]) -> str | None:
     """The key a union is discriminated on (``type``), when it is a plain field name."""
     for m in meta:
         d = getattr(m, "discriminator", None)
-        if isinstance(m, FieldInfo | Discriminator) and isinstance(d, str):
+        if isinstance(m, FieldInfo | Discriminator) and isinstance(d, str):  # a callable picks by shape
             return d
     return None
 
@@ -236,6 +236,16 @@ def type_text(tp: Any, meta: list[Any] | None = None, link: str = "") -> str:
 def _plural(text: str) -> str:
     """``section ...`` -> ``sections ...`` (a list or mapping holds several)."""
     return "sections" + text[len("section") :] if text.startswith("section") else text
+
+
+def field_meta(info: FieldInfo) -> list[Any]:
+    """A field's metadata, with its discriminator (``Field(discriminator="type")`` is kept on the field)."""
+    meta = list(info.metadata)
+    if isinstance(info.discriminator, Discriminator):
+        meta.append(info.discriminator)
+    elif isinstance(info.discriminator, str):
+        meta.append(Discriminator(info.discriminator))
+    return meta
 
 
 def nested_models(tp: Any, meta: list[Any] | None = None) -> list[tuple[str, Variant]]:
@@ -375,7 +385,7 @@ def walk(kind: str, model: type[BaseModel], path: str = "", label: str = "") -> 
     children: list[Iterator[Section]] = []
     for name, info in model.model_fields.items():
         key = _join(path, yaml_key(name, info))
-        inner = nested_models(info.annotation, list(info.metadata))
+        inner = nested_models(info.annotation, field_meta(info))
         link = ""
         if inner:
             suffix = inner[0][0]
@@ -383,7 +393,7 @@ def walk(kind: str, model: type[BaseModel], path: str = "", label: str = "") -> 
             link = f" ([below](#{target}))"
             for s, variant in inner:
                 children.append(walk(kind, variant.model, key + s, variant.label if len(inner) > 1 else ""))
-        meta = list(info.metadata)
+        meta = field_meta(info)
         tp_text = type_text(info.annotation, meta, link)
         limits = _constraints(info.annotation, meta)
         if limits:
@@ -399,7 +409,7 @@ def walk(kind: str, model: type[BaseModel], path: str = "", label: str = "") -> 
 
 def _fallback_doc(model: type[BaseModel], name: str, info: FieldInfo) -> str | None:
     """What stands in for a missing attribute docstring: a section's class docstring, or "selects" text."""
-    inner = nested_models(info.annotation, list(info.metadata))
+    inner = nested_models(info.annotation, field_meta(info))
     if len(inner) == 1 and inner[0][0] == "" and class_docstring(inner[0][1].model):
         return _first_paragraph(class_docstring(inner[0][1].model))
     if get_origin(_unwrap(info.annotation)[0]) is Literal and len(get_args(_unwrap(info.annotation)[0])) == 1:

@@ -181,9 +181,10 @@ class Draft:
         if flag not in self.flags:
             self.flags.append(flag)
 
-    def event_time(self, dt: datetime) -> bool:
+    def event_time(self, dt: datetime, iso: str | None = None) -> bool:
         """Set ``@timestamp`` to the event's own time if it lies within the window around the read
-        time; False (flagged ``timestamp_out_of_range``) otherwise."""
+        time; False (flagged ``timestamp_out_of_range``) otherwise. ``iso``: ``to_iso(dt)`` if the
+        caller has it already."""
         w, read = self.window, self.read_ts_ms
         if read is not None and (w.max_past_s is not None or w.max_future_s is not None):
             delta_s = dt.timestamp() - read / 1000
@@ -192,7 +193,7 @@ class Draft:
             ):
                 self.flag("timestamp_out_of_range")
                 return False
-        self.doc["@timestamp"] = to_iso(dt)
+        self.doc["@timestamp"] = iso or to_iso(dt)
         return True
 
     def fallback_time(self) -> None:

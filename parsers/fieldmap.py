@@ -1,25 +1,26 @@
 """A :class:`~logpipe.fields.Dialect` compiled once into lookup tables, and its use on one JSON object.
 
 The same dialect (``logpipe/fields.py``) drives ``logpipe query``, so a field users type there is the
-field indexed here. Per line the object's keys are looked up in one dict (raw key -> field, rank);
-when several raw keys of one field are present the first in the dialect's order wins and the
-others are kept in ``extra``. A value of the wrong type (``"status": "abc"``) is kept in ``extra``
+field indexed here. The object's keys are resolved once per key layout into a plan (raw key ->
+the field's handler), cached: lines of one application share a layout, so per line only the values
+are converted. When several raw keys of one field are present the first in the dialect's order wins
+and the others are kept in ``extra``. A value of the wrong type (``"status": "abc"``) is kept in ``extra``
 and flags the document ``invalid_<field>``; absent markers (``null``, ``""``, ``"-"``) are dropped.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from socket import AF_INET, inet_pton
 from typing import Any
 from urllib.parse import urlsplit
 
 from logpipe.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
 from parsers.document import Draft, Path, Setter, setter
-from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
-from parsers.timestamps import parse_time
+from parsers.extra import TRUNCATED, ExtraLimits, bounded_extra
+from parsers.timestamps import canonical_iso, parse_time
 
 _INVALID = object()
 _ABSENT = (None, "", "-")
@@ -30,10 +31,23 @@ _NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error"
 # Fields the pod's own metadata (Kafka headers) decides; the line's value is kept only if it differs.
 _FROM_HEADERS: dict[str, str] = {"component": "service", "namespace": "namespace", "pod": "pod"}
 _SPECIAL = frozenset({"time", "request_time", "path", "msg", *_FROM_HEADERS})
+# What a field's handler did with a value: mapped (or absent), keep it in ``extra``, a valid event time.
+_OK, _KEEP, _TIME = 0, 1, 2
+Handler = Callable[[Any, Draft], int]
+# Plans are cached per key layout (an application writes the same keys in the same order on every line).
+_MAX_PLANS = 1024
+_MAX_PLAN_KEYS = 64
 
 
-@functools.lru_cache(maxsize=4096)
 def _valid_ip(text: str) -> str | None:
+    """``text`` as a canonical IP address, or None."""
+    try:
+        # The common case, ~20x cheaper than ipaddress: inet_pton takes exactly the dotted quads that
+        # ipaddress takes (no leading zeros, 4 parts, <= 255), which are then already canonical.
+        inet_pton(AF_INET, text)
+        return text
+    except (OSError, ValueError):
+        pass
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -114,6 +128,18 @@ class _Compiled:
     set: Setter
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to map objects with one key layout: the winning raw key of each field and its handler
+    (fields in the order their first key appears), the keys left for ``extra``, and whether to try
+    nginx's ``request`` line."""
+
+    steps: tuple[tuple[str, Handler], ...]
+    unknown: tuple[str, ...]
+    request: bool
+    set_query: bool
+
+
 class FieldMap:
     """A dialect compiled for the hot path; :meth:`apply` maps one decoded JSON object into a draft."""
 
@@ -148,6 +174,7 @@ class FieldMap:
         self.simple: tuple[Callable[[Any], Any] | None, ...] = tuple(
             None if f.name in _SPECIAL else by_name.get(f.name) or by_kind.get(f.kind, to_keyword) for f in self.fields
         )
+        self._plans: dict[bool, dict[tuple[str, ...], _Plan]] = {False: {}, True: {}}
 
     def apply(self, obj: dict[str, Any], draft: Draft, *, use_msg: bool) -> bool:
         """Map ``obj`` into ``draft``; returns whether the object carried a valid event time.
@@ -155,10 +182,46 @@ class FieldMap:
         ``use_msg``: put the line's ``msg``/``message`` into ``message`` (app logs); otherwise
         (access logs, whose ``message`` is the whole line) it stays in ``extra``.
         """
+        keys = tuple(obj)
+        plans = self._plans[use_msg]
+        plan = plans.get(keys)
+        if plan is None:
+            plan = self._plan(keys, use_msg)
+            if len(keys) <= _MAX_PLAN_KEYS:
+                if len(plans) >= _MAX_PLANS:
+                    plans.clear()
+                plans[keys] = plan
+        has_time = False
+        keep: list[str] = []
+        for key, handle in plan.steps:
+            value = obj[key]
+            if value in _ABSENT:
+                continue
+            outcome = handle(value, draft)
+            if outcome:
+                if outcome == _TIME:
+                    has_time = True
+                else:
+                    keep.append(key)
+        unknown = plan.unknown
+        if plan.request and self._request_line(obj["request"], draft, set_query=plan.set_query):
+            unknown = tuple(k for k in unknown if k != "request")
+        if unknown or keep:
+            extra, truncated = bounded_extra(obj, (*unknown, *keep), self.limits)
+            if extra:
+                draft.doc["extra"] = extra
+            if truncated:
+                draft.flag(TRUNCATED)
+        return has_time
+
+    def _plan(self, keys: tuple[str, ...], use_msg: bool) -> _Plan:
+        """Which raw key feeds which field for objects with exactly these keys in this order: when
+        several raw keys of one field are present the first in the dialect's order wins, the others
+        go to ``extra``."""
         table = self.table
         chosen: dict[int, tuple[int, str]] = {}
         unknown: list[str] = []
-        for key in obj:
+        for key in keys:
             hit = table.get(key)
             if hit is None:
                 unknown.append(key)
@@ -172,76 +235,109 @@ class FieldMap:
                 chosen[idx] = (rank, key)
             else:
                 unknown.append(key)
-        has_time = False
-        keep: list[str] = []
-        fields = self.fields
-        simple = self.simple
-        for idx, (_, key) in chosen.items():
-            value = obj[key]
-            if value in _ABSENT:
-                continue
-            f = fields[idx]
-            convert = simple[idx]
-            if convert is not None:
-                out: Any = convert(value)
+        set_query = self.i_query not in chosen
+        steps = tuple((key, self._handler(idx, key, use_msg, set_query)) for idx, (_, key) in chosen.items())
+        request = "request" in unknown and self.i_method not in chosen and self.i_path not in chosen
+        return _Plan(steps, tuple(unknown), request, set_query)
+
+    def _handler(self, idx: int, key: str, use_msg: bool, set_query: bool) -> Handler:
+        """The function mapping the value of raw ``key`` into field ``idx`` (compiled once per plan)."""
+        f = self.fields[idx]
+        put_value, name = f.set, f.name
+        invalid = "invalid_" + name
+        convert = self.simple[idx]
+        if convert is to_keyword:
+
+            def keyword(value: Any, draft: Draft) -> int:
+                if type(value) is str and len(value) <= MAX_KEYWORD_CHARS:
+                    put_value(draft.doc, value)
+                    return _OK
+                out = to_keyword(value)
                 if out is _INVALID:
-                    draft.flag("invalid_" + f.name)
-                    keep.append(key)
-                else:
-                    f.set(draft.doc, out)
-                continue
-            name = f.name
-            if name == "time":
+                    draft.flag(invalid)
+                    return _KEEP
+                put_value(draft.doc, out)
+                return _OK
+
+            return keyword
+        if convert is not None:
+            conv = convert
+
+            def simple(value: Any, draft: Draft) -> int:
+                out = conv(value)
+                if out is _INVALID:
+                    draft.flag(invalid)
+                    return _KEEP
+                put_value(draft.doc, out)
+                return _OK
+
+            return simple
+        if name == "time":
+
+            def event_time(value: Any, draft: Draft) -> int:
                 parsed = parse_time(value)
                 if parsed is None:
-                    out = _INVALID
-                elif draft.event_time(parsed[0]):
-                    if parsed[1]:
-                        draft.flag("timestamp_no_tz")
-                    has_time = True
-                    continue
-                else:  # out of the window: kept in extra, flagged by event_time
-                    keep.append(key)
-                    continue
-            elif name == "request_time":
+                    draft.flag(invalid)
+                    return _KEEP
+                iso = canonical_iso(value) if not parsed[1] and type(value) is str else None
+                if not draft.event_time(parsed[0], iso):
+                    return _KEEP  # out of the window: kept in extra, flagged by event_time
+                if parsed[1]:
+                    draft.flag("timestamp_no_tz")
+                return _TIME
+
+            return event_time
+        if name == "request_time":
+            per = self.ns_per[key]
+
+            def duration(value: Any, draft: Draft) -> int:
                 num = to_number(value)
-                ns = round(num * self.ns_per[key]) if num is not None else -1
-                out = ns if 0 <= ns <= MAX_LONG else _INVALID
-            elif name == "path":
-                out = self._path(value, draft, set_query=self.i_query not in chosen)
-            elif name == "msg":
+                ns = round(num * per) if num is not None else -1
+                if 0 <= ns <= MAX_LONG:
+                    put_value(draft.doc, ns)
+                    return _OK
+                draft.flag(invalid)
+                return _KEEP
+
+            return duration
+        if name == "path":
+
+            def path(value: Any, draft: Draft) -> int:
+                out = self._path(value, draft, set_query=set_query)
+                if out is _INVALID:
+                    draft.flag(invalid)
+                    return _KEEP
+                put_value(draft.doc, out)
+                return _OK
+
+            return path
+        if name == "msg":
+
+            def msg(value: Any, draft: Draft) -> int:
                 if not use_msg:
-                    keep.append(key)
-                    continue
-                out = value if isinstance(value, str) else _INVALID
-            elif name in _FROM_HEADERS:
-                out = to_keyword(value)
+                    return _KEEP
+                if isinstance(value, str):
+                    put_value(draft.doc, value)
+                    return _OK
+                draft.flag(invalid)
+                return _KEEP
+
+            return msg
+        # component, namespace, pod (and any other special field): the headers decide when they carry it.
+
+        def from_headers(value: Any, draft: Draft) -> int:
+            out = to_keyword(value)
+            if name in _FROM_HEADERS:
                 current = self._header_value(draft, name)
                 if current:
-                    if out != current:
-                        keep.append(key)
-                    continue
-            else:  # pragma: no cover - every special field is handled above
-                out = to_keyword(value)
+                    return _KEEP if out != current else _OK
             if out is _INVALID:
-                draft.flag("invalid_" + name)
-                keep.append(key)
-                continue
-            f.set(draft.doc, out)
-        if "request" in unknown and self.i_method not in chosen and self.i_path not in chosen:
-            if self._request_line(obj["request"], draft, set_query=self.i_query not in chosen):
-                unknown.remove("request")
-        if unknown or keep:
-            extra = ExtraBuilder(self.limits)
-            for key in unknown:
-                extra.add(key, obj[key])
-            for key in keep:
-                extra.add(key, obj[key])
-            if extra.obj:
-                draft.doc["extra"] = extra.obj
-            if extra.truncated:
-                draft.flag(TRUNCATED)
-        return has_time
+                draft.flag(invalid)
+                return _KEEP
+            put_value(draft.doc, out)
+            return _OK
+
+        return from_headers
 
     @staticmethod
     def _header_value(draft: Draft, name: str) -> str | None:

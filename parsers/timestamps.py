@@ -8,6 +8,7 @@ the offset the application wrote (UTC is written ``Z``), at microsecond precisio
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -25,6 +26,26 @@ def to_iso(dt: datetime) -> str:
     if s.endswith("+00:00"):
         return s[:-6] + "Z"
     return s
+
+
+# RFC 3339 as to_iso writes it: calendar date, extended time, 0/3/6 fraction digits, an offset.
+_CANONICAL = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?)(Z|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def canonical_iso(text: str) -> str | None:
+    """What :func:`to_iso` writes for ``text``, when ``text`` is a *valid* RFC 3339 time (the caller
+    parsed it) already in that form but for the spelling of UTC (``2026-11-27T10:00:00.123+08:00``,
+    ``...:00.123+00:00`` -> ``...:00.123Z``); else None. Formatting a datetime costs ~1.4 us.
+    """
+    m = _CANONICAL.fullmatch(text)
+    if m is None:
+        return None
+    head, zone = m.group(1, 2)
+    if head.endswith("000") and len(head) > 19:  # to_iso drops a zero fraction, cuts .123000 to .123
+        return None
+    if zone == "+00:00" or zone == "-00:00":
+        return head + "Z"
+    return text
 
 
 def from_epoch(value: float) -> datetime | None:
@@ -123,6 +144,13 @@ def parse_time(value: Any) -> tuple[datetime, bool] | None:
         return (dt, False) if dt is not None else None
     if not isinstance(value, str) or not 4 <= len(value) <= 64:
         return None
+    if len(value) >= 20 and value[4] == "-" and value[10] == "T":  # ISO 8601: skip the other forms' checks
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # e.g. surrounding blanks: the general path below decides
+        else:
+            return (dt, False) if dt.tzinfo is not None else (dt.replace(tzinfo=UTC), True)
     s = value.strip()
     num = _numeric(s)
     if num is not None:

@@ -24,7 +24,7 @@ __all__ = ["KINDS", "app", "check_file", "guess_kind"]
 
 def _fit(model: type[BaseModel], data: dict[Any, Any]) -> int:
     """How well ``data``'s keys fit ``model``: +1 per known key (recursively), -1 per unknown or misshapen one."""
-    from logpipe.config_docs import nested_models, yaml_key
+    from logpipe.config_docs import field_meta, nested_models, yaml_key
 
     fields = {yaml_key(name, info): info for name, info in model.model_fields.items()}
     score = 0
@@ -33,7 +33,7 @@ def _fit(model: type[BaseModel], data: dict[Any, Any]) -> int:
         if info is None:
             score -= 1
             continue
-        inner = nested_models(info.annotation, list(info.metadata))
+        inner = nested_models(info.annotation, field_meta(info))
         if not inner:
             score += 1
             continue
