@@ -142,16 +142,18 @@ def run_rsyslog(vol: Path, root: Path, bootstrap: str, topic: str, expected: int
     t0 = time.monotonic()
     proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(conf), "-i", str(root / "rsyslog.pid")],
                             stdout=subprocess.DEVNULL, stderr=open(root / "rsyslog.stderr", "wb"))
-    got = 0
+    got, last_change, elapsed = 0, t0, 0.0
     try:
         while time.monotonic() - t0 < timeout:
-            got = asyncio.run(topic_count(bootstrap, topic))
-            if got >= expected:
+            n = asyncio.run(topic_count(bootstrap, topic))
+            now = time.monotonic()
+            if n != got:
+                got, last_change, elapsed = n, now, now - t0
+            if got >= expected or (got and now - last_change > 5):  # done, or no progress for 5 s
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"rsyslogd exited: {(root / 'rsyslog.stderr').read_text()[-2000:]}")
-            time.sleep(0.2)
-        elapsed = time.monotonic() - t0
+            time.sleep(0.1)
         rss, hwm = rss_mb(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)

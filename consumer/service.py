@@ -219,27 +219,27 @@ class ConsumerService:
         if generation is None or parser is None:
             return  # revoked meanwhile: the next owner reads them
         RecordsConsumed(topic=tp[0], count=len(records)).emit()
+        topic, partition = tp
+        track, parse, add_document = self.offsets.track, parser.parse, self._add_document
         for rec in records:
-            if not self.offsets.track(tp, rec.offset):
+            offset = rec.offset
+            if not track(tp, offset):
                 continue
             value = rec.value or b""
-            raw_headers = list(rec.headers or ())
-            result = parser.parse(value, decode_headers(raw_headers))
-            if isinstance(result, Partial):
+            raw_headers = rec.headers or ()  # aiokafka hands a fresh tuple per record
+            result = parse(value, decode_headers(raw_headers))
+            if type(result) is Parsed:
+                work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
+                if result.absorbed > 0:
+                    work.offsets.extend(self.offsets.absorb(tp, self._fragment_key(result), result.absorbed))
+                add_document(work, result)
+            elif isinstance(result, Partial):
                 stream = _cri_stream(value)
-                self.offsets.add_fragment(tp, f"{result.file_id}\x00{stream}", rec.offset)
-                continue
-            work = Work(
-                topic=tp[0], partition=tp[1], generation=generation, offsets=[rec.offset], raw=value,
-                headers=raw_headers, key=rec.key, kafka_offset=rec.offset,
-            )
-            if isinstance(result, Unparseable):
+                self.offsets.add_fragment(tp, f"{result.file_id}\x00{stream}", offset)
+            else:
+                work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
                 work.reason = result.reason
                 self._dead_letter(work)
-                continue
-            if result.absorbed > 0:
-                work.offsets.extend(self.offsets.absorb(tp, self._fragment_key(result), result.absorbed))
-            self._add_document(work, result)
 
     @staticmethod
     def _fragment_key(parsed: Parsed) -> str:

@@ -9,6 +9,7 @@ moves a commit position.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ class Work:
     """Kafka offsets resolved together with this work (may be empty for an expired CRI flush)."""
     raw: bytes
     """The original record value (the line), kept for the dead-letter topic."""
-    headers: list[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes]]
     key: bytes | None
     kafka_offset: int
     """The offset of the record this work came from (the last one, for reassembled CRI lines)."""

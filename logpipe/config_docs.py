@@ -204,7 +204,8 @@ def type_text(tp: Any, meta: list[Any] | None = None, link: str = "") -> str:
     if variants is not None:
         key = _discriminator_key(meta)
         how = f"`{key}` selects" if key else "written as"
-        return f"section; {how} one of: {', '.join(v.label.split(': ')[-1] for v in variants)}{link}"
+        null = " or null" if type(None) in get_args(inner) else ""
+        return f"section; {how} one of: {', '.join(v.label.split(': ')[-1] for v in variants)}{link}{null}"
     if _is_union(inner):
         args = get_args(inner)
         rest = [type_text(a, link=link) for a in args if a is not type(None)]

@@ -9,26 +9,20 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
-from consumer.alerts.evaluate import Match
-from consumer.alerts.matcher import compile_rule
-from consumer.alerts.replay import ReplayedLine, ReplayEvent, open_logs, read_docs, replay
-from consumer.alerts.restore import fetch_alerts
-from consumer.alerts.rules import (
-    AbsentCondition,
-    AnyCondition,
-    CountCondition,
-    RatioCondition,
-    Rule,
-    RuleFile,
-    load_rule_file,
-)
-from consumer.alerts.templates import format_duration, iso
 from logpipe.config_base import ConfigError
+
+if TYPE_CHECKING:
+    from consumer.alerts.evaluate import Match
+    from consumer.alerts.replay import ReplayEvent
+    from consumer.alerts.rules import Rule, RuleFile
+
+# The alert engine (and aiohttp behind it) is imported inside the commands: every `logpipe` verb
+# loads this module, and `logpipe query` must start in milliseconds.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -42,6 +36,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.
 
 
 def _load(rules: str, alertmanager_url: str | None) -> RuleFile:
+    from consumer.alerts.rules import load_rule_file
+
     try:
         return load_rule_file(rules, alertmanager_url)
     except ConfigError as exc:
@@ -50,6 +46,9 @@ def _load(rules: str, alertmanager_url: str | None) -> RuleFile:
 
 
 def _condition(rule: Rule) -> str:
+    from consumer.alerts.rules import AbsentCondition, AnyCondition, CountCondition, RatioCondition
+    from consumer.alerts.templates import format_duration
+
     c = rule.condition
     if isinstance(c, AnyCondition):
         return "every match"
@@ -79,6 +78,8 @@ def _labels(m: Match) -> str:
 
 
 def _print_event(ev: ReplayEvent, as_json: bool) -> None:
+    from consumer.alerts.templates import iso
+
     m = ev.match
     if as_json:
         out = {
@@ -112,6 +113,9 @@ def test(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a log file through the rules with the log's own timestamps; print what would fire, when, why."""
+    from consumer.alerts.matcher import compile_rule
+    from consumer.alerts.replay import ReplayedLine, open_logs, read_docs, replay
+
     rf = _load(rules, None)
     compiled = [compile_rule(r, rf.engine) for r in rf.rules if r.enabled]
     fired: Counter[str] = Counter()
@@ -158,6 +162,8 @@ def list_alerts(
     as_json: JsonOpt = False,
 ) -> None:
     """What is firing now, read from Alertmanager (default $LOGPIPE_ALERTMANAGER_URL or 127.0.0.1:9093)."""
+    from consumer.alerts.restore import fetch_alerts
+
     url = alertmanager_url or os.environ.get("LOGPIPE_ALERTMANAGER_URL") or DEFAULT_AM
     try:
         alerts = asyncio.run(fetch_alerts(url))

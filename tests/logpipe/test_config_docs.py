@@ -110,6 +110,8 @@ class _Story(StrictModel):
     inner: _Inner = Field(default_factory=_Inner)
     outs: dict[str, Annotated[_Hook | _Mail, Field(discriminator="type")]] = Field(default_factory=dict)
     """Named outputs."""
+    primary: _Hook | _Mail | None = Field(default=None, discriminator="type")
+    """The main output."""
     items: list[_Inner] = Field(default_factory=list)
     """Inner items."""
     sender: str = Field(default="me", alias="from")
@@ -149,6 +151,10 @@ def test_a_discriminated_union_is_one_section_per_variant_with_inherited_docstri
     assert rows["outs.<name>.rate [type: mail]"][1] == "`30`"
     assert rows["outs.<name>.to [type: mail]"][0] == "list of string, at least 1 item"
     assert field_docstring(_Hook, "rate") == "Notifications per minute."
+    # a union field discriminated with Field(discriminator=...) on the field itself
+    assert rows["primary"][0].startswith("section; `type` selects one of: hook, mail")
+    assert rows["primary"][0].endswith(" or null")
+    assert rows["primary.url [type: hook]"][2] == "Where to post."
 
 
 def test_a_scalar_computed_by_a_factory_is_not_printed() -> None:
