@@ -35,7 +35,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from access_log_gen import line as access_line  # noqa: E402
+from access_log_gen import line as access_line
 
 RSYSLOG_CONF = """\
 global(workDirectory="{work}" maxMessageSize="64k")
@@ -83,14 +83,15 @@ def metric(port: int, name: str) -> float:
     return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(name))
 
 
-def run_logpipe(root: Path, bootstrap: str, prefix: str, expected: int, timeout: float) -> dict[str, float]:
+def run_logpipe(root: Path, bootstrap: str, prefix: str, expected: int, timeout: float,
+                compression: str = "zstd") -> dict[str, float]:
     """Start ``logpipe ship`` on ``root``; return seconds to the last ack, and RSS."""
     cfg = {
         "node_name": "bench",
         "pods_root": str(root / "pods"),
         "logs_root": str(root / "logs"),
         "registry": {"path": str(root / "registry.json")},
-        "kafka": {"bootstrap": bootstrap},
+        "kafka": {"bootstrap": bootstrap, "compression": compression},
         "rules": {"topic_prefix": prefix},
         "pod_metadata": {"kubernetes_api": "off"},
         "http": {"host": "127.0.0.1", "port": 0},
@@ -169,6 +170,8 @@ def main() -> None:
     ap.add_argument("--rss-files", type=int, default=1000)
     ap.add_argument("--skip-rsyslog", action="store_true")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--compression", default="zstd", choices=["zstd", "lz4", "none"],
+                    help="logpipe ship's kafka.compression (rsyslog always uses lz4)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="shipper-bench-"))
     run = uuid.uuid4().hex[:8]
@@ -176,12 +179,13 @@ def main() -> None:
         vol, nbytes = make_tree(tmp / "tree", args.files, args.lines)
         expected = (args.lines // args.files) * args.files
         mb = nbytes / 1e6
+        print(f"load average before: {os.getloadavg()}")
         print(f"input: {expected} lines, {mb:.1f} MB in {args.files} files ({nbytes / expected:.0f} B/line)")
         rows = []
         if not args.skip_rsyslog and shutil.which("rsyslogd"):
             r = run_rsyslog(vol, tmp, args.bootstrap, f"bench-rsyslog-{run}", expected, args.timeout)
             rows.append(("rsyslog 8 imfile -> omkafka", r))
-        r = run_logpipe(tmp / "tree", args.bootstrap, f"bench-{run}-", expected, args.timeout)
+        r = run_logpipe(tmp / "tree", args.bootstrap, f"bench-{run}-", expected, args.timeout, args.compression)
         rows.append(("logpipe ship", r))
         print(f"{'shipper':32} {'lines':>9} {'seconds':>8} {'lines/s':>10} {'MB/s':>7} {'RSS MB':>7}")
         for name, r in rows:
@@ -193,7 +197,7 @@ def main() -> None:
         if args.rss_files:
             many = tmp / "many"
             rng = random.Random(2)
-            for i in range(args.rss_files // 10):
+            for _ in range(args.rss_files // 10):
                 uid = str(uuid.UUID(int=rng.getrandbits(128)))
                 vol2 = many / "pods" / uid / "volumes" / "kubernetes.io~empty-dir" / "logs"
                 vol2.mkdir(parents=True)
@@ -202,6 +206,7 @@ def main() -> None:
             r = run_logpipe(many, args.bootstrap, f"bench-{run}-many-", args.rss_files * 10, args.timeout)
             print(f"logpipe ship tailing {args.rss_files} files: RSS {r['rss_mb']:.0f} MB (peak {r['hwm_mb']:.0f} MB),"
                   f" {int(r['lines'])} lines acked in {r['seconds']:.1f} s")
+        print(f"load average after: {os.getloadavg()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

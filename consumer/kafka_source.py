@@ -118,6 +118,11 @@ class KafkaSource:
     def assignment(self) -> set[TopicPartitionKey]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    def partitions_for(self, topic: str) -> set[int] | None:
+        """The partition ids of ``topic`` per the cluster metadata (None while unknown)."""
+        parts: set[int] | None = self._consumer.partitions_for_topic(topic)
+        return parts
+
     async def commit(self, positions: dict[TopicPartitionKey, int]) -> bool:
         """Commit ``positions`` (next offset to read) for partitions still assigned; False on failure."""
         owned = self._consumer.assignment()

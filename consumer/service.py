@@ -25,6 +25,7 @@ from consumer.index_templates import install_templates
 from consumer.indexer import Indexer, backoff_seconds, make_client
 from consumer.kafka_source import KafkaSource, Record
 from consumer.offsets import PartitionOffsets
+from consumer.ownership import ComponentOwnership
 from consumer.retention import run_retention
 from consumer.telemetry import (
     AlertObserveFailed,
@@ -39,7 +40,7 @@ from consumer.telemetry import (
 )
 from consumer.work import TopicPartitionKey, Work
 from logpipe.envelope import decode_headers, document_id
-from parsers import LineParser, Parsed, Partial, Unparseable
+from parsers import LineParser, Parsed, Partial
 
 
 class AlertObserver(Protocol):
@@ -79,6 +80,7 @@ class ConsumerService:
         )
         self.indexer = Indexer(self.es, cfg.bulk, self._on_indexed, self._on_rejected)
         self.batcher = BulkBatcher(cfg.bulk.max_bytes, cfg.bulk.max_actions)
+        self.ownership = ComponentOwnership(cfg.kafka.topics, lambda topic: self.source.partitions_for(topic))
         self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready)
         self._parsers: dict[TopicPartitionKey, LineParser] = {}
         self._mapping = cfg.fields
@@ -228,7 +230,7 @@ class ConsumerService:
             value = rec.value or b""
             raw_headers = rec.headers or ()  # aiokafka hands a fresh tuple per record
             result = parse(value, decode_headers(raw_headers))
-            if type(result) is Parsed:
+            if isinstance(result, Parsed):
                 work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
                 if result.absorbed > 0:
                     work.offsets.extend(self.offsets.absorb(tp, self._fragment_key(result), result.absorbed))
@@ -355,7 +357,18 @@ class ConsumerService:
                 self.offsets.assign(tp)
                 self._parsers[tp] = LineParser(self._mapping)
         self.source.reapply_pause()
+        self._update_owner()
         PartitionsAssigned(partitions=tuple(f"{t}/{p}" for t, p in partitions)).emit()
+
+    def _update_owner(self) -> None:
+        """Tell the alert engine which Components this replica now receives (absence rules)."""
+        self.ownership.refresh(list(self._parsers))
+        set_owner = getattr(self.alerts, "set_owner", None)  # optional part of the engine's API
+        if set_owner is not None:
+            try:
+                set_owner(self.ownership)
+            except Exception as exc:  # alerts must never stop indexing
+                AlertObserveFailed(error=f"set_owner: {exc!r}"[:300]).emit()
 
     async def partitions_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
         """Kafka rebalance listener: finish (within the grace) or abandon in-flight work, commit, forget."""
@@ -371,6 +384,8 @@ class ConsumerService:
             abandoned += self.offsets.unresolved(tp)
             self.offsets.revoke(tp)
             self._parsers.pop(tp, None)
+        # The engine holds this same predicate: revoked Components stop being owned at once.
+        self.ownership.refresh(list(self._parsers))
         PartitionsRevoked(partitions=tuple(f"{t}/{p}" for t, p in partitions), abandoned=abandoned).emit()
 
     async def _wait_all(self, grace: float) -> None:

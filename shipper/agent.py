@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -62,14 +61,8 @@ class Agent:
         for t, (start, end) in batch.ranges.items():
             if end > start:
                 self.registry.commit(t.id, t.acks.resolve(start))
-        if batch.records:
-            lines: Counter[str] = Counter()
-            nbytes: Counter[str] = Counter()
-            for r in batch.records:
-                lines[r.meta.log_type] += 1
-                nbytes[r.meta.log_type] += len(r.value)
-            for log_type, n in lines.items():
-                telemetry.LinesAcked(log_type, n, nbytes[log_type]).emit()
+        for log_type, (lines, nbytes) in batch.by_type.items():
+            telemetry.LinesAcked(log_type, lines, nbytes).emit()
 
     # --- the read path ---------------------------------------------------------------------------
 

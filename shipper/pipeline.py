@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from logpipe.envelope import LineRecord
 from shipper import telemetry
 from shipper.sinks.base import Sink
 from shipper.tailer import Chunk, Tailer, dead_letter_flags
+
+log = logging.getLogger("logpipe.shipper.pipeline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Batch:
     nbytes: int = 0
     created: float = 0.0
     attempts: int = 0
+    by_type: dict[str, list[int]] = field(default_factory=dict)  # log type -> [lines, bytes]
 
     def cover(self, t: Tailer, start: int, end: int) -> None:
         r = self.ranges.get(t)
@@ -114,6 +118,12 @@ class Pipeline:
             b.records.extend(records[i:j] if (i, j) != (0, n) else records)
             b.nbytes += nb
             b.cover(t, start, end)
+            counts = b.by_type.get(t.meta.log_type)
+            if counts is None:
+                b.by_type[t.meta.log_type] = [j - i, nb]
+            else:
+                counts[0] += j - i
+                counts[1] += nb
             self._touch()
             start, i = end, j
             if len(b.records) >= lim.batch_max_lines or b.nbytes >= lim.batch_max_bytes:
@@ -162,7 +172,11 @@ class Pipeline:
             async with self._slots:
                 await self._send_until_done(b.records, b)
         self._add_inflight(-b.nbytes)
-        self._on_delivered(b)
+        try:
+            self._on_delivered(b)
+        except Exception:  # a bug in the ack path must be seen, not swallowed by the task
+            log.exception("ack path failed")
+            raise
 
     async def _send_until_done(self, records: list[LineRecord], b: Batch) -> None:
         """Send ``records`` until each is delivered or dead-lettered (ERRORED: again, forever)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def apply_overrides(cfg: Any, **flags: Any) -> Any:
 
 async def _run(cfg: Any) -> int:
     from shipper.agent import Agent
+    from shipper.registry import RegistryError
     from shipper.telemetry import configure_json_logging
 
     configure_json_logging(cfg.log_level)
@@ -87,4 +89,11 @@ async def _run(cfg: Any) -> int:
         await asyncio.sleep(0.01)
     if agent.http_port:
         print(f"http_port={agent.http_port}", flush=True)
-    return await run
+    try:
+        return await run
+    except RegistryError as exc:
+        print(f"logpipe ship: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the HTTP port is taken, a root or the registry directory unreadable
+        print(f"logpipe ship: {exc}", file=sys.stderr)
+        return 1

@@ -112,3 +112,23 @@ def test_an_unreadable_timestamp_falls_back_to_the_indexing_day() -> None:
 
 def test_ingested_now_has_millisecond_precision() -> None:
     assert ingested_now(1764237600.1234) == "2025-11-27T10:00:00.123Z"
+
+
+def test_a_document_with_non_string_keys_is_still_encoded() -> None:
+    w = work(1, doc={"@timestamp": "2026-11-27T10:00:00Z", "extra": {1: "one", "two": 2}})
+    ((action, doc),) = parse_body(build_request([w], "2026-11-27T10:00:01.000Z").body())
+    assert action == {"index": {"_index": "logpipe-access-2026.11.27", "_id": w.doc_id}}
+    assert doc["extra"] == {"1": "one", "two": 2}
+
+
+def test_cached_index_names_follow_the_prefix_type_and_day() -> None:
+    now = time.time()
+    for prefix, log_type, ts, expected in [
+        ("logpipe", "access", "2026-11-27T23:59:59.999Z", "logpipe-access-2026.11.27"),
+        ("logpipe", "access", "2026-11-28T00:00:00.000Z", "logpipe-access-2026.11.28"),
+        ("staging", "access", "2026-11-28T00:00:00.000Z", "staging-access-2026.11.28"),
+        ("logpipe", "stdout", "2026-11-28T00:00:00.000Z", "logpipe-stdout-2026.11.28"),
+        ("logpipe", "Weird Type!", "2026-11-28T00:00:00Z", "logpipe-weird_type-2026.11.28"),
+    ]:
+        for _ in range(2):  # the second call is answered from the cache
+            assert index_name(prefix, log_type, {"@timestamp": ts}, now) == expected

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime, timedelta, timezone
 
-from parsers.timestamps import parse_time, to_iso
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.timestamps import canonical_iso, parse_time, to_iso
 
 
 @pytest.mark.parametrize(
@@ -36,3 +40,44 @@ def test_time_formats_keep_their_offset(raw: object, iso: str, assumed_utc: bool
 )
 def test_non_times_are_refused(raw: object) -> None:
     assert parse_time(raw) is None
+
+
+_ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(0)), timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    dt=st.datetimes(timezones=_ZONES),
+    spec=st.sampled_from(["auto", "seconds", "milliseconds", "microseconds"]),
+    zulu=st.booleans(),
+)
+def test_canonical_iso_is_what_to_iso_writes(dt: datetime, spec: str, zulu: bool) -> None:
+    text = dt.isoformat(timespec=spec)
+    if zulu and text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    parsed = parse_time(text)
+    assert parsed is not None
+    shortcut = canonical_iso(text)
+    if shortcut is not None:
+        assert shortcut == to_iso(parsed[0])
+    if spec == "milliseconds" and dt.microsecond % 1000 == 0 and dt.microsecond:
+        assert shortcut is not None  # the common form takes the shortcut
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="0123456789-T:.Z+ W", min_size=19, max_size=34))
+def test_canonical_iso_never_disagrees_on_near_misses(text: str) -> None:
+    parsed = parse_time(text)
+    shortcut = canonical_iso(text)
+    if shortcut is not None and parsed is not None and not parsed[1]:
+        assert shortcut == to_iso(parsed[0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-W48-5T10:00:00Z", "2026-11-27T10:00:00.000Z", "2026-11-27T10:00:00.123000+08:00", "2026-11-27T10:00:00.1Z"],
+)
+def test_canonical_iso_declines_forms_to_iso_rewrites(text: str) -> None:
+    assert canonical_iso(text) is None

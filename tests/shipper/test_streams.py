@@ -327,3 +327,36 @@ async def test_copy_found_after_the_truncation_but_before_it_was_noticed(tmp_pat
     await env.ship()
     assert numbers([r.value for r in env.sink.delivered if r.meta.file_id == stream]) == list(range(7))
     assert len(env.sink.delivered) == 9
+
+
+async def test_idle_closed_file_replaced_on_a_recycled_inode_is_read_from_0(tmp_path: Path) -> None:
+    env = ShipperEnv(tmp_path, close_inactive=10.0)
+    env.write_lines("app.log", 20)
+    env.add("app.log")
+    await env.ship()
+    await env.ship(advance=20)  # idle: its fd is closed
+    p = env.path("app.log")
+    os.unlink(p)
+    p.write_bytes(b"".join(b"recycled %d\n" % i for i in range(3)))
+    env.add("app.log")
+    await env.ship(advance=3)
+    assert env.sink.values()[20:] == [b"recycled 0", b"recycled 1", b"recycled 2"]
+
+
+async def test_restart_between_copy_and_truncate_ships_the_copy_once(tmp_path: Path) -> None:
+    env = ShipperEnv(tmp_path)
+    env.write_lines("app.log", 4)
+    env.add("app.log")
+    await env.ship()
+    await env.restart()
+    env.write_lines("app.log", 2)
+    env.path("app.log.1").write_bytes(env.path("app.log").read_bytes())  # copied, not yet truncated
+    env.add("app.log.1")  # discovered first: the checkpoint's own file is still at its path
+    env.add("app.log")
+    await env.ship()
+    assert numbers(env.sink.values()) == [0, 1, 2, 3, 4, 5]
+    os.truncate(env.path("app.log"), 0)
+    env.write_lines("app.log", 1, tag="-after")
+    await env.ship()
+    assert numbers(env.sink.values()) == [0, 1, 2, 3, 4, 5, 0]
+    assert env.file_id("app.log.1") == env.sink.delivered[0].meta.file_id

@@ -17,8 +17,9 @@ class KafkaSinkConfig(StrictModel):
     """Bootstrap servers, ``host:port[,host:port...]``."""
     client_id: str = "logpipe-shipper"
     """Client id shown in broker logs and quotas."""
-    compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
-    """Compression of record batches."""
+    compression: Literal["lz4", "zstd", "gzip", "none"] = "zstd"
+    """Compression of record batches. zstd by default: aiokafka runs lz4 at its high-compression level,
+    which costs more CPU per line than zstd for a similar ratio on JSON lines."""
     batch_max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     """Largest record batch per partition (producer ``max_batch_size``)."""
     max_request_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)

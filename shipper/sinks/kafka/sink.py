@@ -204,28 +204,53 @@ class KafkaSink:
         return status
 
     async def _enqueue(self, producer: AIOKafkaProducer, batch: Sequence[LineRecord]) -> list[asyncio.Future[Any]]:
-        groups: dict[tuple[str, int], list[LineRecord]] = {}
-        for r in batch:
-            topic = self.topic_of(r)
-            parts = self._partitions.get(topic) or await self._ensure_topic(topic)
-            groups.setdefault((topic, self._partition(r.meta.component.encode(), parts)), []).append(r)
+        """Append every record to the record batch of its topic-partition; returns the ack futures.
+
+        Lines of one file come in runs sharing one ``SourceMeta``: topic, partition, key and the
+        per-file headers are worked out once per run, so a line costs two small headers and an append.
+        """
+        builders: dict[tuple[str, int], Any] = {}
+        counts: dict[tuple[str, int], int] = {}
         futures: list[asyncio.Future[Any]] = []
         cache = self._headers
-        for (topic, partition), records in groups.items():
-            builder = producer.create_batch()
-            n = 0
-            for r in records:
-                h = record_headers(cache, r)
-                key = r.key
+        last_meta: SourceMeta | None = None
+        last_topic = ""
+        tp: tuple[str, int] = ("", 0)
+        key = b""
+        head: list[tuple[str, bytes]] = []
+        fid: tuple[str, bytes] = ("", b"")
+        last_ts = -1
+        ts_h: tuple[str, bytes] = ("", b"")
+        h_offset, h_ts, h_flags = ev.H_OFFSET, ev.H_READ_TS, ev.H_FLAGS
+        for r in batch:
+            m = r.meta
+            if m is not last_meta or r.topic != last_topic or r.flags:
+                topic = self.topic_of(r)
+                parts = self._partitions.get(topic) or await self._ensure_topic(topic)
+                key = m.component.encode()
+                tp = (topic, self._partition(key, parts))
+                head, fid = cache.parts(m)
+                last_meta, last_topic = (None, "") if r.flags else (m, r.topic)
+            if r.read_ts_ms != last_ts:
+                last_ts = r.read_ts_ms
+                ts_h = (h_ts, str(last_ts).encode())
+            h = [*head, (h_offset, b"%d" % r.offset), fid, ts_h]
+            if r.flags:
+                h.append((h_flags, ",".join(r.flags).encode()))
+            builder = builders.get(tp)
+            if builder is None:
+                builder = builders[tp] = producer.create_batch()
+                counts[tp] = 0
+            if builder.append(timestamp=None, key=key, value=r.value, headers=h) is None:
+                if counts[tp] == 0:
+                    raise MessageSizeTooLargeError(f"a record of {len(r.value)} bytes exceeds the batch size")
+                futures.append(await producer.send_batch(builder, tp[0], partition=tp[1]))
+                builder = builders[tp] = producer.create_batch()
+                counts[tp] = 0
                 if builder.append(timestamp=None, key=key, value=r.value, headers=h) is None:
-                    if n == 0:
-                        raise MessageSizeTooLargeError(f"a record of {len(r.value)} bytes exceeds the batch size")
-                    futures.append(await producer.send_batch(builder, topic, partition=partition))
-                    builder = producer.create_batch()
-                    n = 0
-                    if builder.append(timestamp=None, key=key, value=r.value, headers=h) is None:
-                        raise MessageSizeTooLargeError(f"a record of {len(r.value)} bytes exceeds the batch size")
-                n += 1
-            if n:
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    raise MessageSizeTooLargeError(f"a record of {len(r.value)} bytes exceeds the batch size")
+            counts[tp] += 1
+        for tp, builder in builders.items():
+            if counts[tp]:
+                futures.append(await producer.send_batch(builder, tp[0], partition=tp[1]))
         return futures
