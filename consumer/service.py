@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from consumer.bulk import BulkBatcher, BulkRequest, index_name
 from consumer.config import ConsumerConfig
 from consumer.deadletter import DeadLetterWriter
+from consumer.gc_policy import apply_gc_policy
 from consumer.http import HealthServer
 from consumer.index_templates import install_templates
 from consumer.indexer import Indexer, backoff_seconds, make_client
@@ -67,8 +68,11 @@ class ConsumerService:
         cfg: ConsumerConfig,
         alerts: AlertObserver | None = None,
         on_listening: Callable[[int], None] | None = None,
+        *,
+        tune_gc: bool = True,
     ) -> None:
         self.cfg = cfg
+        self._tune_gc = tune_gc
         self._on_listening = on_listening
         self.alerts = alerts
         self.es = make_client(cfg.elasticsearch, cfg.bulk.request_timeout, cfg.bulk.retry_max)
@@ -119,6 +123,8 @@ class ConsumerService:
         if not await self._until_ok("KafkaUnreachable", self.source.start):
             return port
         self._started = True
+        if self._tune_gc:
+            apply_gc_policy()
         return port
 
     async def _install_templates(self) -> None:

@@ -84,7 +84,7 @@ async def test_the_rebalance_listener_tells_the_alert_engine_what_it_owns() -> N
     cfg = ConsumerConfig.model_validate({"kafka": {"topics": ["logpipe-access"]}})
     engine = RecordingEngine()
     svc = ConsumerService(cfg, alerts=engine)
-    svc.source.partitions_for = {"logpipe-access": {0, 1, 2, 3}}.get  # type: ignore[method-assign]
+    svc.source.partitions_for = {"logpipe-access": {0, 1, 2, 3}}.get  # type: ignore[method-assign,assignment]
     try:
         await svc.partitions_assigned([("logpipe-access", 1), ("logpipe-access", 3)])
         owns = engine.owner
