@@ -1,22 +1,23 @@
 """The consumer's telemetry as named events: each one structured JSON log line and one metric.
 
-Every event is a small frozen dataclass with ``emit()``, which writes exactly one log record
-(logger ``logpipe.consumer``) and moves exactly one Prometheus metric with fixed labels, so logs and
-metrics cannot drift apart (Vector's ``internal_events``). Per-record events are counted per batch
-(``RecordsConsumed(topic, count)``) so a busy consumer logs per request, not per line; those log at
-DEBUG. Labels hold bounded values only (topic, log type, partition number, error type).
+Every event is a small frozen dataclass with ``emit()`` (base and log writer: ``logpipe/events.py``),
+which writes exactly one log record (logger ``logpipe.consumer``, JSON: ``logpipe/json_log.py``)
+and moves exactly one Prometheus metric with fixed labels, so logs and metrics cannot drift apart
+(Vector's ``internal_events``). Per-record events are counted per batch (``RecordsConsumed(topic,
+count)``) so a busy consumer logs per request, not per line; those log at DEBUG. Labels hold bounded
+values only (topic, log type, partition number, error type).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-import orjson
 from prometheus_client import Counter, Gauge, Histogram
+
+from logpipe import json_log
+from logpipe.events import Event, EventLog
+from logpipe.json_log import JsonFormatter as JsonFormatter  # re-exported for the consumer's callers
 
 log = logging.getLogger("logpipe.consumer")
 
@@ -46,52 +47,19 @@ INDICES_DELETED = Counter(_P + "indices_deleted", "Daily indices deleted by rete
 ALERT_ERRORS = Counter(_P + "alert_errors", "Documents the alert engine raised on", [])
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg (the event name) and the event's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            doc.update(fields)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
-
-
 def configure_json_logging(level: str = "info") -> None:
     """Send the ``logpipe.consumer`` logger to stderr as JSON lines (idempotent)."""
-    root = logging.getLogger("logpipe.consumer")
-    root.setLevel(level.upper())
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-    root.propagate = False
+    json_log.configure_json_logging(level, "logpipe.consumer")
 
 
-def _log(level: int, event: str, fields: dict[str, Any]) -> None:
-    if log.isEnabledFor(level):
-        log.log(level, event, extra={"fields": fields})
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    def fields(self) -> dict[str, Any]:
-        return asdict(self)
+_log = EventLog(log)
 
 
 # --- records in ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class RecordsConsumed(_Event):
+class RecordsConsumed(Event):
     """A fetch handed over ``count`` records of ``topic``."""
 
     topic: str
@@ -103,7 +71,7 @@ class RecordsConsumed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FetchPaused(_Event):
+class FetchPaused(Event):
     """Fetching stopped: too many bytes buffered, or Elasticsearch is unavailable."""
 
     reason: str  # buffer_full | elasticsearch_down
@@ -115,7 +83,7 @@ class FetchPaused(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FetchResumed(_Event):
+class FetchResumed(Event):
     """Fetching resumed after a pause."""
 
     buffered_bytes: int
@@ -129,7 +97,7 @@ class FetchResumed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BulkIndexed(_Event):
+class BulkIndexed(Event):
     """One ``_bulk`` request finished: ``indexed`` documents of ``log_type`` accepted."""
 
     log_type: str
@@ -141,7 +109,7 @@ class BulkIndexed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BulkCompleted(_Event):
+class BulkCompleted(Event):
     """A ``_bulk`` request got an answer (whatever its items say) after ``seconds``."""
 
     actions: int
@@ -154,7 +122,7 @@ class BulkCompleted(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BulkFailed(_Event):
+class BulkFailed(Event):
     """A whole ``_bulk`` request failed (unreachable, timeout, 5xx, 429): all its items are retried."""
 
     actions: int
@@ -166,7 +134,7 @@ class BulkFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BulkRetried(_Event):
+class BulkRetried(Event):
     """``items`` documents are sent again after a backoff of ``backoff_s`` (attempt ``attempt``)."""
 
     items: int
@@ -179,7 +147,7 @@ class BulkRetried(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BulkItemRejected(_Event):
+class BulkItemRejected(Event):
     """Elasticsearch refused one document for good (e.g. a mapping error): it goes to the dead-letter topic."""
 
     index: str
@@ -194,7 +162,7 @@ class BulkItemRejected(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ElasticsearchAvailability(_Event):
+class ElasticsearchAvailability(Event):
     """Elasticsearch became unavailable (fetching pauses) or available again (it resumes)."""
 
     available: bool
@@ -206,7 +174,7 @@ class ElasticsearchAvailability(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class TemplatesInstalled(_Event):
+class TemplatesInstalled(Event):
     """The component and index templates for ``prefix`` were put (idempotent)."""
 
     prefix: str
@@ -219,7 +187,7 @@ class TemplatesInstalled(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class IndexDeleted(_Event):
+class IndexDeleted(Event):
     """Retention deleted a daily index older than ``retention_days``."""
 
     index: str
@@ -234,7 +202,7 @@ class IndexDeleted(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class RecordDeadLettered(_Event):
+class RecordDeadLettered(Event):
     """The dead-letter topic acknowledged a record that could not be indexed."""
 
     stage: str  # parse | index
@@ -249,7 +217,7 @@ class RecordDeadLettered(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetterFailed(_Event):
+class DeadLetterFailed(Event):
     """Sending to the dead-letter topic failed; the record stays unresolved and is sent again."""
 
     topic: str
@@ -266,7 +234,7 @@ class DeadLetterFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionsAssigned(_Event):
+class PartitionsAssigned(Event):
     """The group gave this member partitions."""
 
     partitions: tuple[str, ...]
@@ -277,7 +245,7 @@ class PartitionsAssigned(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionsRevoked(_Event):
+class PartitionsRevoked(Event):
     """The group took partitions away; ``abandoned`` records were still unresolved (the next owner redoes them)."""
 
     partitions: tuple[str, ...]
@@ -295,7 +263,7 @@ class PartitionsRevoked(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class OffsetsCommitted(_Event):
+class OffsetsCommitted(Event):
     """Resolved low-water marks were committed."""
 
     offsets: dict[str, int]
@@ -306,7 +274,7 @@ class OffsetsCommitted(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class CommitFailed(_Event):
+class CommitFailed(Event):
     """A commit failed (e.g. during a rebalance); the offsets are committed again later or redone."""
 
     error: str
@@ -317,7 +285,7 @@ class CommitFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class AlertObserveFailed(_Event):
+class AlertObserveFailed(Event):
     """The alert engine raised on a document (the document is indexed all the same)."""
 
     error: str

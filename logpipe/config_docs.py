@@ -482,6 +482,14 @@ def _cell(text: str) -> str:
     return one.replace("|", "\\|")
 
 
+def _examples(kind: ConfigKind) -> str:
+    """Links to the kind's example files: its main one and its variants (``shipper-sls.yaml``)."""
+    root = Path(__file__).resolve().parents[1]
+    variants = sorted(str(p.relative_to(root)) for p in root.glob(f"examples/{kind.name}-*.yaml"))
+    names = [kind.example, *variants]
+    return ", ".join(f"[{n}](../{n})" for n in names)
+
+
 def _intro() -> str:
     rows = []
     for kind in KINDS.values():
@@ -489,7 +497,7 @@ def _intro() -> str:
         anchor = _anchor_of(kind.name, "")
         rows.append(
             f"| [{kind.title}](#{anchor}) | {', '.join(f'`{u}`' for u in kind.used_by)} | "
-            f"`{model.__module__}.{model.__qualname__}` | [{kind.example}](../{kind.example}) |"
+            f"`{model.__module__}.{model.__qualname__}` | {_examples(kind)} |"
         )
     return INTRO.replace("{regenerate}", REGENERATE).replace("{files}", "\n".join(rows))
 
@@ -498,7 +506,7 @@ def _render_section(kind: ConfigKind, section: Section) -> list[str]:
     out = [f'<a id="{section.anchor}"></a>', ""]
     if not section.path:
         used = ", ".join(f"`{u}`" for u in kind.used_by)
-        out += [f"## {kind.title}", "", f"Read by {used}. Example: [{kind.example}](../{kind.example})."]
+        out += [f"## {kind.title}", "", f"Read by {used}. Examples: {_examples(kind)}."]
     else:
         variant = f" — `{section.label}`" if section.label else ""
         out += [f"### `{section.path}`{variant}"]

@@ -303,6 +303,9 @@ class FieldMap:
         if name == "path":
 
             def path(value: Any, draft: Draft) -> int:
+                if type(value) is str and len(value) <= MAX_KEYWORD_CHARS and "?" not in value and "://" not in value:
+                    put_value(draft.doc, value)  # a bare path (most lines): nothing to split
+                    return _OK
                 out = self._path(value, draft, set_query=set_query)
                 if out is _INVALID:
                     draft.flag(invalid)

@@ -35,15 +35,24 @@ from shipper.sinks.base import Sink
 from shipper.streams import StreamSet
 
 
+def _configured_sink(cfg: ShipperConfig) -> Sink:
+    """The sink ``cfg.sink`` selects (imported late: each pulls in its own client library)."""
+    if cfg.sink.type == "sls":
+        from shipper.sinks.sls.sink import SlsSink
+
+        return SlsSink(cfg.sink)
+    from shipper.sinks.kafka.sink import KafkaSink
+
+    return KafkaSink(cfg.kafka)
+
+
 class Agent:
     """One shipper process."""
 
     def __init__(self, cfg: ShipperConfig, sink: Sink | None = None) -> None:
         self.cfg = cfg
         if sink is None:
-            from shipper.sinks.kafka.sink import KafkaSink
-
-            sink = KafkaSink(cfg.kafka)
+            sink = _configured_sink(cfg)
         self.sink: Sink = sink
         self.registry = Registry(cfg.registry.path)
         self.read_limits = cfg.tail.read_limits()
@@ -100,8 +109,8 @@ class Agent:
             progressed = True
             t.size = max(t.size, chunk.end)
             pipeline.append(t, chunk)
-            if chunk.records:
-                telemetry.LinesRead(t.target.abspath, t.meta.log_type, len(chunk.records),
+            if chunk.nlines:
+                telemetry.LinesRead(t.target.abspath, t.meta.log_type, chunk.nlines,
                                     chunk.end - chunk.start).emit()
         return progressed
 

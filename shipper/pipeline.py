@@ -19,15 +19,17 @@ but not acknowledged, so a slow or absent sink pauses reading instead of filling
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord
+from logpipe.envelope import LineRecord, LineRun
 from shipper import telemetry
 from shipper.sinks.base import Sink
 from shipper.tailer import Chunk, Tailer, dead_letter_flags
@@ -53,12 +55,18 @@ class PipelineLimits:
 class Batch:
     """Lines to deliver together, and the byte range of each stream they (and skipped bytes) cover."""
 
-    records: list[LineRecord] = field(default_factory=list)
+    runs: list[LineRun] = field(default_factory=list)
     ranges: dict[Tailer, list[int]] = field(default_factory=dict)  # tailer -> [start, end)
     nbytes: int = 0
+    nlines: int = 0
     created: float = 0.0
     attempts: int = 0
     by_type: dict[str, list[int]] = field(default_factory=dict)  # log type -> [lines, bytes]
+
+    @property
+    def records(self) -> list[LineRecord]:
+        """The lines as :class:`LineRecord` objects (for sinks without ``send_runs``)."""
+        return [r for run in self.runs for r in run.records()]
 
     def cover(self, t: Tailer, start: int, end: int) -> None:
         r = self.ranges.get(t)
@@ -66,6 +74,18 @@ class Batch:
             self.ranges[t] = [start, end]
         else:
             r[1] = end  # contiguous: a stream's reads follow each other
+
+    def take(self, run: LineRun, log_type: str) -> None:
+        self.runs.append(run)
+        n, nb = len(run.values), run.nbytes
+        self.nlines += n
+        self.nbytes += nb
+        counts = self.by_type.get(log_type)
+        if counts is None:
+            self.by_type[log_type] = [n, nb]
+        else:
+            counts[0] += n
+            counts[1] += nb
 
 
 OnDelivered = Callable[[Batch], None]
@@ -89,45 +109,54 @@ class Pipeline:
 
     def append(self, t: Tailer, chunk: Chunk) -> None:
         """Take the lines of one read; seals and sends batches as they fill."""
-        records = chunk.records
         self._add_inflight(chunk.nbytes)
-        if not records:
-            self._open.cover(t, chunk.start, chunk.end)
-            self._touch()
-            return
         lim = self.limits
-        i, n = 0, len(records)
-        start = chunk.start
-        while i < n:
-            b = self._open
-            j = min(n, i + lim.batch_max_lines - len(b.records))
-            nb = chunk.nbytes if (i, j) == (0, n) else sum(len(r.value) for r in records[i:j])
-            room = lim.batch_max_bytes - b.nbytes
-            if nb > room:
-                k, nb = i, 0
-                while k < j and nb + len(records[k].value) <= room:
-                    nb += len(records[k].value)
-                    k += 1
-                if k == i:
-                    if b.records:
+        runs = chunk.runs
+        log_type = t.meta.log_type
+        start = chunk.start  # the part of the chunk not yet covered by a sealed batch
+        last = len(runs) - 1
+        for i, run in enumerate(runs):
+            while True:
+                b = self._open
+                n = len(run.values)
+                room_lines = lim.batch_max_lines - b.nlines
+                room_bytes = lim.batch_max_bytes - b.nbytes
+                if n <= room_lines and run.nbytes <= room_bytes:
+                    b.take(run, log_type)
+                    self._touch()
+                    if b.nlines >= lim.batch_max_lines or b.nbytes >= lim.batch_max_bytes:
+                        end = runs[i + 1].offset if i < last else chunk.end
+                        b.cover(t, start, end)
+                        start = end
+                        self.seal()
+                    break
+                # the run does not fit: cut it where the open batch is full
+                k = bisect.bisect_right(list(itertools.accumulate(map(len, run.values[:room_lines]))), room_bytes)
+                if k == 0:
+                    if b.nlines:
+                        if run.offset > start:
+                            b.cover(t, start, run.offset)
+                            start = run.offset
                         self.seal()
                         continue
-                    k, nb = i + 1, len(records[i].value)  # one line larger than a batch goes alone
-                j = k
-            end = records[j].offset if j < n else chunk.end
-            b.records.extend(records[i:j] if (i, j) != (0, n) else records)
-            b.nbytes += nb
-            b.cover(t, start, end)
-            counts = b.by_type.get(t.meta.log_type)
-            if counts is None:
-                b.by_type[t.meta.log_type] = [j - i, nb]
-            else:
-                counts[0] += j - i
-                counts[1] += nb
-            self._touch()
-            start, i = end, j
-            if len(b.records) >= lim.batch_max_lines or b.nbytes >= lim.batch_max_bytes:
+                    k = 1  # one line larger than a batch goes alone
+                if k >= n:
+                    b.take(run, log_type)
+                    self._touch()
+                    end = runs[i + 1].offset if i < last else chunk.end
+                    b.cover(t, start, end)
+                    start = end
+                    self.seal()
+                    break
+                head, run = run.split(k)
+                b.take(head, log_type)
+                self._touch()
+                b.cover(t, start, run.offset)
+                start = run.offset
                 self.seal()
+        if chunk.end > start or not runs:
+            self._open.cover(t, start, chunk.end)
+            self._touch()
 
     def _touch(self) -> None:
         if not self._open.created:
@@ -168,15 +197,41 @@ class Pipeline:
         self._tasks.discard(task)
 
     async def _deliver(self, b: Batch) -> None:
-        if b.records:
+        if b.runs:
             async with self._slots:
-                await self._send_until_done(b.records, b)
+                send_runs = getattr(self.sink, "send_runs", None)
+                if send_runs is not None:
+                    await self._send_runs_until_done(send_runs, b)
+                else:
+                    await self._send_until_done(b.records, b)
         self._add_inflight(-b.nbytes)
         try:
             self._on_delivered(b)
         except Exception:  # a bug in the ack path must be seen, not swallowed by the task
             log.exception("ack path failed")
             raise
+
+    async def _send_runs_until_done(self, send_runs: Callable[[list[LineRun]], Awaitable[BatchStatus]],
+                                    b: Batch) -> None:
+        """The fast path (``Sink.send_runs``): like :meth:`_send_until_done`, without an object per line."""
+        attempt = 0
+        while True:
+            attempt += 1
+            b.attempts += 1
+            try:
+                status = await send_runs(b.runs)
+                error = ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a sink bug or an unexpected client error: treat as transient
+                status, error = BatchStatus.ERRORED, f"{type(exc).__name__}: {exc}"
+            if status is BatchStatus.DELIVERED:
+                telemetry.BatchAcked(self.sink.name, b.nlines, attempt).emit()
+                return
+            if status is BatchStatus.REJECTED:
+                await self._split_rejected(b.records, b)
+                return
+            await self._backoff(attempt, b.nlines, error)
 
     async def _send_until_done(self, records: list[LineRecord], b: Batch) -> None:
         """Send ``records`` until each is delivered or dead-lettered (ERRORED: again, forever)."""
@@ -197,11 +252,13 @@ class Pipeline:
             if status is BatchStatus.REJECTED:
                 await self._split_rejected(records, b)
                 return
-            delay = min(self.limits.retry_max, self.limits.retry_initial * (2 ** min(attempt - 1, 16)))
-            delay *= random.uniform(0.8, 1.2)
-            telemetry.BatchSendFailed(self.sink.name, len(records), attempt, round(delay, 3),
-                                      error or "errored").emit()
-            await asyncio.sleep(delay)
+            await self._backoff(attempt, len(records), error)
+
+    async def _backoff(self, attempt: int, nlines: int, error: str) -> None:
+        delay = min(self.limits.retry_max, self.limits.retry_initial * (2 ** min(attempt - 1, 16)))
+        delay *= random.uniform(0.8, 1.2)
+        telemetry.BatchSendFailed(self.sink.name, nlines, attempt, round(delay, 3), error or "errored").emit()
+        await asyncio.sleep(delay)
 
     async def _split_rejected(self, records: list[LineRecord], b: Batch) -> None:
         if len(records) > 1:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from logpipe.acks import OrderedAcks
-from logpipe.envelope import LineRecord, SourceMeta
+from logpipe.envelope import LineRecord, LineRun, SourceMeta
 from shipper import telemetry
 from shipper.identity import Fingerprint
 from shipper.target import FileTarget
@@ -53,14 +53,21 @@ class ReadLimits:
 class Chunk:
     """What one read produced: bytes ``[start, end)`` of the stream and the lines within them.
 
-    ``records`` may be empty (the rest of an over-long line skipped): the range must still be
-    acknowledged so the checkpoint can move over it.
+    The lines come as :class:`~logpipe.envelope.LineRun` s (no object per line). ``runs`` may be
+    empty (the rest of an over-long line skipped): the range must still be acknowledged so the
+    checkpoint can move over it.
     """
 
     start: int
     end: int
-    records: list[LineRecord]
+    runs: list[LineRun]
     nbytes: int  # sum of the values' lengths
+    nlines: int
+
+    @property
+    def records(self) -> list[LineRecord]:
+        """The lines as :class:`LineRecord` objects (slow: for tests and diagnostics)."""
+        return [r for run in self.runs for r in run.records()]
 
 
 def dead_letter_flags(reason: str) -> tuple[str, ...]:
@@ -104,34 +111,30 @@ class Tailer:
             return None
         start = self.offset
         at_eof = len(data) < limits.chunk
-        records: list[LineRecord] = []
-        nbytes = 0
+        runs: list[LineRun] = []
+        nbytes = nlines = 0
         if self.skipping:
             nl = data.find(b"\n")
             if nl < 0:
                 self.offset += len(data)
-                return Chunk(start, self.offset, records, 0)
+                return Chunk(start, self.offset, runs, 0, 0)
             self.skipping = False
             self.offset += nl + 1
             data = data[nl + 1 :]
         last = data.rfind(b"\n")
+        ts = int(time.time() * 1000)  # once per read: every line of a chunk is read at the same instant
         if last >= 0:
             pos = self.offset
-            meta = self.meta
-            topic = self.target.topic
-            ts = int(time.time() * 1000)
+            lines = data[:last].split(b"\n")
             max_line = limits.max_line_bytes
-            append = records.append
-            for line in data[:last].split(b"\n"):
-                n = len(line)
-                if n > max_line:
-                    append(self._long_line(line, pos, ts, limits))
-                    nbytes += max_line
-                else:
-                    append(LineRecord(meta, pos, line, ts, (), topic))
-                    nbytes += n
-                pos += n + 1
-            self.offset = pos
+            if last <= max_line or max(map(len, lines)) <= max_line:
+                # the common case: one run; the values' lengths are the bytes minus the newlines
+                nb = last - len(lines) + 1
+                runs.append(LineRun(self.meta, pos, lines, ts, nb, (), self.target.topic))
+                nbytes, nlines = nb, len(lines)
+            else:
+                nbytes, nlines = self._cut_long_lines(lines, pos, ts, limits, runs)
+            self.offset = pos + last + 1
             tail = len(data) - last - 1
         else:
             tail = len(data)
@@ -139,8 +142,9 @@ class Tailer:
             if tail > limits.max_line_bytes:
                 # No newline within the limit: cut the line here and skip the rest of it.
                 line = data[last + 1 : last + 1 + limits.max_line_bytes + 1]
-                records.append(self._long_line(line, self.offset, int(time.time() * 1000), limits))
+                runs.append(self._long_line(line, self.offset, ts, limits))
                 nbytes += limits.max_line_bytes
+                nlines += 1
                 self.offset += len(data) - last - 1
                 self.skipping = True
                 self.partial_since = None
@@ -149,11 +153,10 @@ class Tailer:
                     self.partial_since = now
                 if flush_partial or now - self.partial_since >= limits.partial_line_timeout:
                     value = data[last + 1 :]
-                    records.append(
-                        LineRecord(self.meta, self.offset, value, int(time.time() * 1000), (FLAG_PARTIAL,),
-                                   self.target.topic)
-                    )
+                    runs.append(LineRun(self.meta, self.offset, [value], ts, len(value), (FLAG_PARTIAL,),
+                                        self.target.topic))
                     nbytes += len(value)
+                    nlines += 1
                     self.offset += len(value)
                     self.partial_since = None
         else:
@@ -161,16 +164,42 @@ class Tailer:
         if self.offset == start:
             return None
         self.last_change = now
-        return Chunk(start, self.offset, records, nbytes)
+        return Chunk(start, self.offset, runs, nbytes, nlines)
 
-    def _long_line(self, line: bytes, pos: int, ts: int, limits: ReadLimits) -> LineRecord:
+    def _cut_long_lines(self, lines: list[bytes], pos: int, ts: int, limits: ReadLimits,
+                        runs: list[LineRun]) -> tuple[int, int]:
+        """Complete lines, some over the limit: runs of ordinary lines around single truncated ones."""
+        max_line, topic = limits.max_line_bytes, self.target.topic
+        nbytes = 0
+        cur: list[bytes] = []
+        cur_start = pos
+        cur_bytes = 0
+        for line in lines:
+            n = len(line)
+            if n > max_line:
+                if cur:
+                    runs.append(LineRun(self.meta, cur_start, cur, ts, cur_bytes, (), topic))
+                    cur, cur_bytes = [], 0
+                runs.append(self._long_line(line, pos, ts, limits))
+                nbytes += max_line
+                cur_start = pos + n + 1
+            else:
+                cur.append(line)
+                cur_bytes += n
+                nbytes += n
+            pos += n + 1
+        if cur:
+            runs.append(LineRun(self.meta, cur_start, cur, ts, cur_bytes, (), topic))
+        return nbytes, len(lines)
+
+    def _long_line(self, line: bytes, pos: int, ts: int, limits: ReadLimits) -> LineRun:
         value = line[: limits.max_line_bytes]
         if limits.long_lines == "dead_letter":
             telemetry.LineDeadLettered(self.target.abspath, self.meta.log_type, pos, "line_too_long").emit()
             flags: tuple[str, ...] = (*dead_letter_flags("line_too_long"), FLAG_TRUNCATED)
         else:
             flags = (FLAG_TRUNCATED,)
-        return LineRecord(self.meta, pos, value, ts, flags, self.target.topic)
+        return LineRun(self.meta, pos, [value], ts, len(value), flags, self.target.topic)
 
     def has_pending_partial(self) -> bool:
         return self.partial_since is not None

@@ -1,10 +1,11 @@
 """The shipper's telemetry as named events: each one structured JSON log line and one counter.
 
-Every event is a small frozen dataclass with ``emit()``; ``emit`` writes exactly one log record
-(logger ``logpipe.shipper``, JSON via :func:`configure_json_logging`) and moves exactly one
-Prometheus metric with fixed labels, so logs and metrics cannot drift apart (Vector's
-``internal_events``). Labels never hold unbounded values except ``path`` on the per-file lag gauge,
-which is removed when the file is released.
+Every event is a small frozen dataclass with ``emit()`` (base and log writer: ``logpipe/events.py``);
+``emit`` writes exactly one log record (logger ``logpipe.shipper``, JSON via
+:func:`configure_json_logging` from ``logpipe/json_log.py``) and moves exactly one Prometheus metric
+with fixed labels, so logs and metrics cannot drift apart (Vector's ``internal_events``). Labels
+never hold unbounded values except ``path`` on the per-file lag gauge, which is removed when the
+file is released.
 
 Usage: ``SymlinkRefused(root=..., relpath=..., reason=...).emit()``.
 """
@@ -12,13 +13,13 @@ Usage: ``SymlinkRefused(root=..., relpath=..., reason=...).emit()``.
 from __future__ import annotations
 
 import logging
-import sys
-import time
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass
 
-import orjson
 from prometheus_client import Counter, Gauge
+
+from logpipe.events import Event, EventLog
+from logpipe.json_log import JsonFormatter as JsonFormatter  # re-exported: ``logpipe ship`` imports them here
+from logpipe.json_log import configure_json_logging as configure_json_logging
 
 log = logging.getLogger("logpipe.shipper")
 
@@ -44,55 +45,14 @@ FILE_LAG = Gauge(_P + "file_lag_bytes", "Bytes on disk not yet read, per file", 
 BYTES_IN_FLIGHT = Gauge(_P + "bytes_in_flight", "Bytes read but not yet acknowledged")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg (the event name) and the event's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            doc.update(fields)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
-
-
-def configure_json_logging(level: str = "info") -> None:
-    """Send the ``logpipe`` loggers to stderr as JSON lines (idempotent)."""
-    root = logging.getLogger("logpipe")
-    root.setLevel(level.upper())
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-    root.propagate = False
-
-
-def _log(level: int, event: str, fields: dict[str, Any]) -> None:
-    if log.isEnabledFor(level):
-        log.log(level, event, extra={"fields": fields})
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    level: ClassVar[int] = logging.INFO
-    event: ClassVar[str] = ""
-
-    def fields(self) -> dict[str, Any]:
-        return asdict(self)
+_log = EventLog(log)
 
 
 # --- discovery and files -------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class SymlinkRefused(_Event):
+class SymlinkRefused(Event):
     """A path under a root is a symlink or leads out of the root: nothing is read from it."""
 
     root: str
@@ -105,7 +65,7 @@ class SymlinkRefused(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FileDiscovered(_Event):
+class FileDiscovered(Event):
     """Discovery found a file to ship."""
 
     path: str
@@ -117,7 +77,7 @@ class FileDiscovered(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FileReleased(_Event):
+class FileReleased(Event):
     """A file stream was read to its end and forgotten (deleted, rotated away, or its pod gone)."""
 
     path: str
@@ -148,7 +108,7 @@ def forget_file_lag(path: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class FileRotated(_Event):
+class FileRotated(Event):
     """A stream's file was renamed, truncated (copytruncate) or found again as a copy."""
 
     path: str
@@ -162,7 +122,7 @@ class FileRotated(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class CheckpointDiscarded(_Event):
+class CheckpointDiscarded(Event):
     """A registry entry was not trusted (its offset lies past the file's end, or its content changed)."""
 
     path: str
@@ -176,7 +136,7 @@ class CheckpointDiscarded(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FileOpenFailed(_Event):
+class FileOpenFailed(Event):
     """A file could not be opened or read (it is retried at the next rescan)."""
 
     path: str
@@ -191,7 +151,7 @@ class FileOpenFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class LinesRead(_Event):
+class LinesRead(Event):
     """Lines read from one file in one read (debug-level log: this is the hot path)."""
 
     path: str
@@ -206,7 +166,7 @@ class LinesRead(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class LinesAcked(_Event):
+class LinesAcked(Event):
     """Lines of one log type the sink acknowledged."""
 
     log_type: str
@@ -220,7 +180,7 @@ class LinesAcked(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BatchAcked(_Event):
+class BatchAcked(Event):
     """The sink delivered a batch."""
 
     sink: str
@@ -233,7 +193,7 @@ class BatchAcked(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class BatchSendFailed(_Event):
+class BatchSendFailed(Event):
     """The sink failed to deliver a batch for now; it is sent again after ``retry_in`` seconds."""
 
     sink: str
@@ -249,7 +209,7 @@ class BatchSendFailed(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class LineDeadLettered(_Event):
+class LineDeadLettered(Event):
     """A line could not be shipped as is (too long, rejected by the destination)."""
 
     path: str
@@ -263,7 +223,7 @@ class LineDeadLettered(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class RegistryWritten(_Event):
+class RegistryWritten(Event):
     """The checkpoint file was written (or failed to be)."""
 
     path: str
@@ -276,7 +236,7 @@ class RegistryWritten(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShipperStarted(_Event):
+class ShipperStarted(Event):
     """The agent is up: its HTTP port and registry."""
 
     node: str
@@ -290,7 +250,7 @@ class ShipperStarted(_Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShipperStopped(_Event):
+class ShipperStopped(Event):
     """The agent stopped; ``unacked_bytes`` were still in flight when the grace period ended."""
 
     reason: str

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from logpipe.events import Event, EventLog
 
 log = logging.getLogger("logpipe.consumer.alerts")
 
@@ -36,9 +38,7 @@ SKIPPED = Counter(_P + "docs_skipped", "Documents not evaluated, by reason", ["r
 RESTORED = Counter(_P + "restored", "Firing groups read back from Alertmanager at start", ["rule"])
 
 
-def _log(level: int, event: str, fields: dict[str, object]) -> None:
-    if log.isEnabledFor(level):
-        log.log(level, event, extra={"fields": fields})
+_log = EventLog(log)
 
 
 _last_logged: dict[tuple[str, ...], float] = {}
@@ -54,7 +54,7 @@ def _once_per_second(*key: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertDecided:
+class AlertDecided(Event):
     """A rule decided to notify (new, realert, reassert, resolved)."""
 
     rule: str
@@ -65,11 +65,11 @@ class AlertDecided:
     def emit(self) -> None:
         MATCHES.labels(self.rule, self.reason).inc()
         level = logging.DEBUG if self.reason == "reassert" else logging.INFO
-        _log(level, "AlertDecided", asdict(self))
+        _log(level, "AlertDecided", self.fields())
 
 
 @dataclass(frozen=True, slots=True)
-class NotificationSent:
+class NotificationSent(Event):
     """A channel delivered notifications."""
 
     channel: str
@@ -80,11 +80,11 @@ class NotificationSent:
     def emit(self) -> None:
         SENT.labels(self.channel, self.status).inc(self.count)
         DELIVERY_SECONDS.labels(self.channel).observe(self.seconds)
-        _log(logging.DEBUG, "NotificationSent", asdict(self))
+        _log(logging.DEBUG, "NotificationSent", self.fields())
 
 
 @dataclass(frozen=True, slots=True)
-class NotificationFailed:
+class NotificationFailed(Event):
     """One delivery attempt failed; it is retried unless retries are exhausted."""
 
     channel: str
@@ -94,11 +94,11 @@ class NotificationFailed:
     def emit(self) -> None:
         FAILURES.labels(self.channel).inc()
         if _once_per_second("failed", self.channel):
-            _log(logging.WARNING, "NotificationFailed", asdict(self))
+            _log(logging.WARNING, "NotificationFailed", self.fields())
 
 
 @dataclass(frozen=True, slots=True)
-class NotificationDropped:
+class NotificationDropped(Event):
     """Notifications given up: the channel's queue was full, or its retries were exhausted."""
 
     channel: str
@@ -108,11 +108,11 @@ class NotificationDropped:
     def emit(self) -> None:
         DROPPED.labels(self.channel, self.reason).inc(self.count)
         if _once_per_second("dropped", self.channel, self.reason):
-            _log(logging.ERROR, "NotificationDropped", asdict(self))
+            _log(logging.ERROR, "NotificationDropped", self.fields())
 
 
 @dataclass(frozen=True, slots=True)
-class ObserveFailed:
+class ObserveFailed(Event):
     """Evaluating a document raised; the document is skipped for alerting (it is still indexed)."""
 
     error: str
@@ -120,11 +120,11 @@ class ObserveFailed:
     def emit(self) -> None:
         OBSERVE_ERRORS.inc()
         if _once_per_second("observe"):
-            _log(logging.ERROR, "ObserveFailed", asdict(self))
+            _log(logging.ERROR, "ObserveFailed", self.fields())
 
 
 @dataclass(frozen=True, slots=True)
-class DocSkipped:
+class DocSkipped(Event):
     """A document was not evaluated (e.g. ``stale``: older than ``engine.max_event_age``)."""
 
     reason: str
@@ -134,7 +134,7 @@ class DocSkipped:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupsEvicted:
+class GroupsEvicted(Event):
     """The ``max_groups`` bound evicted groups of a rule."""
 
     rule: str
@@ -143,11 +143,11 @@ class GroupsEvicted:
 
     def emit(self) -> None:
         EVICTED.labels(self.rule).inc(self.count)
-        _log(logging.WARNING, "GroupsEvicted", asdict(self))
+        _log(logging.WARNING, "GroupsEvicted", self.fields())
 
 
 @dataclass(frozen=True, slots=True)
-class FiringRestored:
+class FiringRestored(Event):
     """Firing alerts read back from Alertmanager at start (treated as already notified)."""
 
     rule: str
@@ -155,7 +155,7 @@ class FiringRestored:
 
     def emit(self) -> None:
         RESTORED.labels(self.rule).inc(self.count)
-        _log(logging.INFO, "FiringRestored", asdict(self))
+        _log(logging.INFO, "FiringRestored", self.fields())
 
 
 def set_group_gauges(rule: str, groups: int, firing: int) -> None:

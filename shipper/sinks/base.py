@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord
+from logpipe.envelope import LineRecord, LineRun
 
 
 class Sink(Protocol):
@@ -42,4 +42,16 @@ class Sink(Protocol):
 
     async def close(self) -> None:
         """Flush what is in flight (bounded by the caller's grace period) and disconnect."""
+        ...
+
+
+class RunSink(Sink, Protocol):
+    """A sink with the optional fast path: runs of lines instead of one :class:`LineRecord` per line.
+
+    The pipeline calls ``send_runs`` when a sink has it (same contract as ``send``); a REJECTED
+    batch is then split into single lines through ``send``.
+    """
+
+    async def send_runs(self, runs: Sequence[LineRun]) -> BatchStatus:
+        """Deliver the lines of ``runs`` (see :class:`~logpipe.envelope.LineRun`); like ``send``."""
         ...

@@ -20,6 +20,8 @@ class KafkaSinkConfig(StrictModel):
     compression: Literal["lz4", "zstd", "gzip", "none"] = "zstd"
     """Compression of record batches. zstd by default: aiokafka runs lz4 at its high-compression level,
     which costs more CPU per line than zstd for a similar ratio on JSON lines."""
+    compression_level: int | None = None
+    """Level of the codec; unset: zstd 1, lz4 1 (fast modes: the shipper is bound by CPU), gzip 9."""
     batch_max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     """Largest record batch per partition (producer ``max_batch_size``)."""
     max_request_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)

@@ -31,6 +31,9 @@ class SlsSinkConfig(StrictModel):
     """SLS project."""
     logstore: str = "logpipe-{log_type}"
     """Logstore per line; ``{log_type}`` (access, app, stdout, trace) and ``{namespace}`` are filled in."""
+    dead_letter_logstore: str = "logpipe-deadletter"
+    """Logstore of dead-lettered lines (over-long with ``long_lines: dead_letter``, or refused by SLS
+    and cut to ``pipeline.dead_letter_max_bytes``); the reason is in their ``flags`` content."""
     topic: Literal["component", "log_type", "namespace", "none"] = "component"
     """What ``__topic__`` holds."""
     access_key_id: str = DEV_ACCESS_KEY_ID

@@ -9,6 +9,12 @@ A LogGroup holds the lines of one file (its pod metadata is the same for all of 
 * per log: ``__time__`` = the shipper's read time, contents ``content`` (the line's bytes, unchanged),
   ``offset`` (its byte offset in the file: with ``file_id`` the line's identity) and ``flags`` if any.
 
+Dead letters: the pipeline resends a REJECTED batch line by line, and a line SLS still refuses comes
+back flagged ``deadletter,reason:rejected`` and cut to ``pipeline.dead_letter_max_bytes``; lines
+flagged ``deadletter`` (those, and over-long lines with ``tail.long_lines: dead_letter``) go to
+``dead_letter_logstore`` with the file's tags, like the Kafka sink's dead-letter topic. Should SLS
+refuse even that, the pipeline logs and counts it (``LineDeadLettered``) and moves on.
+
 A batch is DELIVERED when every LogGroup got HTTP 200. Statuses (see :func:`status_of`): throttling,
 5xx, timeouts and no answer are ERRORED (resent); authentication and missing project/logstore are
 ERRORED too, because they are configuration faults that a fix or a key rotation cures, and
@@ -141,13 +147,13 @@ class SlsSink:
 
     def requests_for(self, batch: Sequence[LineRecord]) -> list[LogGroupRequest]:
         """The LogGroups of a batch: per file (its metadata) and logstore, split at the size bounds."""
-        by_meta: dict[SourceMeta, list[LineRecord]] = {}
+        by_meta: dict[tuple[SourceMeta, bool], list[LineRecord]] = {}
         for r in batch:
-            by_meta.setdefault(r.meta, []).append(r)
+            by_meta.setdefault((r.meta, "deadletter" in r.flags), []).append(r)
         out: list[LogGroupRequest] = []
         max_lines, max_bytes = self.cfg.max_group_lines, self.cfg.max_group_bytes
-        for m, records in by_meta.items():
-            logstore = self.cfg.logstore_for(m.log_type, m.namespace)
+        for (m, dead), records in by_meta.items():
+            logstore = self.cfg.dead_letter_logstore if dead else self.cfg.logstore_for(m.log_type, m.namespace)
             tags = _tags(m)
             chunk: list[LogEntry] = []
             size = 0

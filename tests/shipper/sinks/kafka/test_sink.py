@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord, SourceMeta, decode_headers
+from logpipe.envelope import LineRecord, LineRun, SourceMeta, decode_headers
 from shipper.sinks.kafka.config import KafkaSinkConfig
 from shipper.sinks.kafka.sink import KafkaSink, _HeaderCache, record_headers
 
@@ -86,3 +86,34 @@ async def test_too_large_record_is_rejected_not_errored(kafka_bootstrap: str, un
         assert await sink.send([big]) is BatchStatus.REJECTED
     finally:
         await sink.close()
+
+
+@pytest.mark.integration
+async def test_runs_are_delivered_in_order_with_the_headers_of_their_lines(kafka_bootstrap: str,
+                                                                          unique_name: str) -> None:
+    # a small batch limit: each run spans several record batches
+    sink = KafkaSink(KafkaSinkConfig(bootstrap=kafka_bootstrap, batch_max_bytes=16 * 1024,
+                                     dead_letter_topic=f"{unique_name}-dl"))
+    await sink.start()
+    try:
+        runs = []
+        for c in ("web", "api"):
+            values = [f"{c} line {i} \xff".encode("latin-1") for i in range(400)]
+            runs.append(LineRun(meta(c), 1000, values, 1700000000000, sum(map(len, values)), topic=unique_name))
+        bad = LineRun(meta(), 5, [b"too long"], 1700000000001, 8, ("deadletter", "reason:line_too_long", "truncated"))
+        assert await sink.send_runs([*runs, bad]) is BatchStatus.DELIVERED
+    finally:
+        await sink.close()
+    msgs = await consume(kafka_bootstrap, unique_name, 800)
+    expected = {r.value: r for run in runs for r in run.records()}
+    for m in msgs:
+        r = expected.pop(m.value)  # type: ignore[attr-defined]
+        assert m.key == r.key and list(m.headers) == r.headers()  # type: ignore[attr-defined]
+    assert not expected
+    for c in ("web", "api"):  # one Component's lines: one partition, in file order
+        mine = [m for m in msgs if m.key == c.encode()]  # type: ignore[attr-defined]
+        assert [int(decode_headers(m.headers)["lp.offset"]) for m in mine] == sorted(  # type: ignore[attr-defined]
+            int(decode_headers(m.headers)["lp.offset"]) for m in mine)  # type: ignore[attr-defined]
+    (dl,) = await consume(kafka_bootstrap, f"{unique_name}-dl", 1)
+    assert dl.value == b"too long"  # type: ignore[attr-defined]
+    assert decode_headers(dl.headers)["lp.flags"] == "deadletter,reason:line_too_long,truncated"  # type: ignore[attr-defined]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from logpipe.config_base import ConfigError, validate_mapping
@@ -48,6 +50,18 @@ def test_batch_is_grouped_per_file_and_split_at_the_bounds() -> None:
     first = reqs[0].logs[0]
     assert (first.time_s, first.time_ns) == (1795780800, 123_000_000)
     assert dict(reqs[1].logs[0].contents)["flags"] == b"truncated"  # the 4th line of file a
+
+
+def test_dead_letters_go_to_their_own_logstore_with_the_files_tags() -> None:
+    sink = SlsSink(SlsSinkConfig(dead_letter_logstore="dlq"))
+    a = meta("cart-1")
+    ok, bad = lines(a, 3), lines(a, 1, start_offset=500)[0]
+    dead = replace(bad, flags=("deadletter", "reason:rejected"))
+    reqs = sink.requests_for([*ok, dead])
+    assert [(r.logstore, len(r.logs)) for r in reqs] == [("logpipe-access", 3), ("dlq", 1)]
+    assert dict(reqs[1].tags)["pod"] == "cart-1"
+    contents = dict(reqs[1].logs[0].contents)
+    assert contents["flags"] == b"deadletter,reason:rejected" and contents["offset"] == b"500"
 
 
 def test_config_errors_name_the_fix() -> None:
