@@ -60,6 +60,10 @@ async def test_lines_and_tags_arrive_as_written(sls: SlsServer, sink: SlsSink) -
 
     got = await read_back(sls, "logpipe-access")
     assert len(got) == len(batch)
+    # The two files' LogGroups are sent concurrently, so they may be stored in either order;
+    # within a group the lines keep their order.
+    by_file = {m.file_id: [log for log in got if log["__tag__:file_id"] == m.file_id] for m in (cart, pay)}
+    got = by_file[cart.file_id] + by_file[pay.file_id]
     for record, log in zip(batch, got, strict=True):
         m = record.meta
         assert log["content"] == record.value  # the bytes as read, even invalid UTF-8
