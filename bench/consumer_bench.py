@@ -2,6 +2,7 @@
 
     python bench/consumer_bench.py [--lines 100000] [--actions 4000] [--bytes 4MiB] [--concurrency 2]
                                    [--refresh 1s] [--rounds 2] [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
+    python bench/consumer_bench.py --steps [--lines 50000]   # CPU per step of the per-record path, no services
 
 Per round, on the same Elasticsearch:
 

@@ -5,11 +5,11 @@
 
 Both shippers read the same generated JSON access-log files (``bench/access_log_gen.py``, ~330 bytes
 a line) from their beginning and produce to the same local broker, each into its own fresh topic,
-with lz4 compression and acks=all. The clock runs from the process start until the last line is
-acknowledged: for ``logpipe ship`` from its ``lines_acked`` counter (its checkpointing is on, as in
-production); for rsyslog from the sum of the topic's end offsets. rsyslog runs as a child in the
-foreground (``rsyslogd -n -f``) with its own config, work directory and pid file; it needs Debian's
-``rsyslog`` and ``rsyslog-kafka`` packages.
+with acks=all (rsyslog: lz4; ``logpipe ship``: its default, zstd level 1, or ``--compression``). The
+clock runs from the process start until the last line is acknowledged: for ``logpipe ship`` from its
+``lines_acked`` counter (its checkpointing is on, as in production); for rsyslog from the sum of the
+topic's end offsets. rsyslog runs as a child in the foreground (``rsyslogd -n -f``) with its own
+config, work directory and pid file; it needs Debian's ``rsyslog`` and ``rsyslog-kafka`` packages.
 
 Then ``logpipe ship`` tails ``--rss-files`` files (10 lines each) and its resident memory is read
 from ``/proc`` once every line is acknowledged (``VmRSS``, and the peak ``VmHWM``).

@@ -6,6 +6,12 @@ land in one partition. This replica owns a Component when, in at least one consu
 partition is assigned to it: it receives (some of) the Component's records. A topic whose partition
 count is not known yet (no metadata) is skipped; when no topic is known every Component is owned
 (better a duplicate notification, which Alertmanager groups, than an absence nobody reports).
+
+Limitation: ownership is per Component, not per (Component, topic). When one replica holds a
+Component's ``logpipe-access`` partition and another its ``logpipe-stdout`` partition, both own it;
+an absence rule on one log type can then fire on the replica that stopped receiving that type after
+a rebalance, from the group state it kept. Per-topic ownership needs the rule's types in the
+engine's ``set_owner`` API.
 """
 
 from __future__ import annotations

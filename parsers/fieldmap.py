@@ -35,7 +35,8 @@ _SPECIAL = frozenset({"time", "request_time", "path", "msg", *_FROM_HEADERS})
 _OK, _KEEP, _TIME = 0, 1, 2
 Handler = Callable[[Any, Draft], int]
 # Plans are cached per key layout (an application writes the same keys in the same order on every line).
-_MAX_PLANS = 1024
+_MAX_PLANS = 512
+_MAX_HANDLERS = 4096
 _MAX_PLAN_KEYS = 64
 
 
@@ -175,6 +176,7 @@ class FieldMap:
             None if f.name in _SPECIAL else by_name.get(f.name) or by_kind.get(f.kind, to_keyword) for f in self.fields
         )
         self._plans: dict[bool, dict[tuple[str, ...], _Plan]] = {False: {}, True: {}}
+        self._handlers: dict[tuple[int, str, bool, bool], Handler] = {}
 
     def apply(self, obj: dict[str, Any], draft: Draft, *, use_msg: bool) -> bool:
         """Map ``obj`` into ``draft``; returns whether the object carried a valid event time.
@@ -236,9 +238,19 @@ class FieldMap:
             else:
                 unknown.append(key)
         set_query = self.i_query not in chosen
-        steps = tuple((key, self._handler(idx, key, use_msg, set_query)) for idx, (_, key) in chosen.items())
+        handlers = self._handlers
+        steps: list[tuple[str, Handler]] = []
+        for idx, (_, key) in chosen.items():
+            # Handlers are shared by the plans (a plan then costs a few tuples, whatever the layout).
+            hkey = (idx, key, use_msg, set_query)
+            handle = handlers.get(hkey)
+            if handle is None:
+                if len(handlers) >= _MAX_HANDLERS:
+                    handlers.clear()
+                handle = handlers[hkey] = self._handler(idx, key, use_msg, set_query)
+            steps.append((key, handle))
         request = "request" in unknown and self.i_method not in chosen and self.i_path not in chosen
-        return _Plan(steps, tuple(unknown), request, set_query)
+        return _Plan(tuple(steps), tuple(unknown), request, set_query)
 
     def _handler(self, idx: int, key: str, use_msg: bool, set_query: bool) -> Handler:
         """The function mapping the value of raw ``key`` into field ``idx`` (compiled once per plan)."""
@@ -260,6 +272,22 @@ class FieldMap:
                 return _OK
 
             return keyword
+        if convert is to_long or convert is to_status:
+            top = 999 if convert is to_status else MAX_LONG
+            conv_long = convert
+
+            def long_value(value: Any, draft: Draft) -> int:
+                if type(value) is int and 0 <= value <= top:  # a JSON integer (not a bool): as is
+                    put_value(draft.doc, value)
+                    return _OK
+                out = conv_long(value)
+                if out is _INVALID:
+                    draft.flag(invalid)
+                    return _KEEP
+                put_value(draft.doc, out)
+                return _OK
+
+            return long_value
         if convert is not None:
             conv = convert
 

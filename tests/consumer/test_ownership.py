@@ -94,3 +94,5 @@ async def test_the_rebalance_listener_tells_the_alert_engine_what_it_owns() -> N
         assert [owns(c) for c in COMPONENTS] == [shipper_partition(c, [0, 1, 2, 3]) == 1 for c in COMPONENTS]
     finally:
         await svc.es.close()
+        await svc.dlq.close()  # never started: releases the producer object
+        await svc.source.close()

@@ -49,24 +49,34 @@ def _field(b: bytes) -> bytes:
     return _vi(len(b)) + b
 
 
-class RunHeaders:
-    """The parts of a record shared by a run of lines: key and every header but ``lp.offset``.
+def encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
+    """Headers in record form, without their count."""
+    return b"".join(_field(k.encode()) + _field(v) for k, v in headers)
 
-    ``before`` is the header count, the headers before the offset and the offset header's name;
-    ``after`` the headers after the offset's value.
+
+class RunHeaders:
+    """The parts of a record shared by a run of lines: key and every header but ``lp.offset``'s value.
+
+    ``before``: the header count, the headers before the offset and the offset header's name
+    (``before_body`` is all of it but the count, as made by :func:`encode_headers`, so a file's
+    share can be encoded once); ``after``: the headers after the offset's value; ``count``: all headers.
     """
 
     __slots__ = ("after", "before", "const", "key_part")
 
-    def __init__(self, key: bytes, before: Sequence[tuple[str, bytes]], offset_name: str,
-                 after: Sequence[tuple[str, bytes]]) -> None:
+    def __init__(self, key: bytes, before_body: bytes, after: bytes, count: int) -> None:
         self.key_part = _field(key)
-        self.before = b"".join([_vi(len(before) + 1 + len(after)),
-                                *(_field(k.encode()) + _field(v) for k, v in before),
-                                _field(offset_name.encode())])
-        self.after = b"".join(_field(k.encode()) + _field(v) for k, v in after)
+        self.before = _vi(count) + before_body
+        self.after = after
         # per record: attributes + timestamp delta (2) + key + headers + the offset value's length (1)
         self.const = 2 + len(self.key_part) + len(self.before) + 1 + len(self.after)
+
+    @classmethod
+    def of(cls, key: bytes, before: Sequence[tuple[str, bytes]], offset_name: str,
+           after: Sequence[tuple[str, bytes]]) -> RunHeaders:
+        """From header lists: ``before``, then ``offset_name`` (its value per line), then ``after``."""
+        body = encode_headers([*before, (offset_name, b"")])[:-1]  # without the empty value's length
+        return cls(key, body, encode_headers(after), len(before) + 1 + len(after))
 
 
 def encode_run(out: list[bytes], values: Sequence[bytes], offset: int, h: RunHeaders, delta: int,

@@ -35,9 +35,12 @@ from logpipe import envelope as ev
 from logpipe.delivery import BatchStatus
 from logpipe.envelope import LineRecord, LineRun, SourceMeta
 from shipper.sinks.kafka.config import KafkaSinkConfig
-from shipper.sinks.kafka.records import CODECS, EncodedBatch, RunHeaders, compressor, encode_run
+from shipper.sinks.kafka.records import CODECS, EncodedBatch, RunHeaders, compressor, encode_headers, encode_run
 
 log = logging.getLogger("logpipe.shipper.kafka")
+
+_HEAD_COUNT = 10  # the per-file headers, lp.offset and lp.file_id: LineRecord.headers() minus read_ts and flags
+_INLINE_COMPRESS = 64 * 1024  # smaller payloads are compressed in the loop: a thread hop would cost more
 
 _REJECT = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError)
 
@@ -95,6 +98,7 @@ class KafkaSink:
         self._topic_lock = asyncio.Lock()
         self._compress = compressor(cfg.compression, cfg.compression_level)
         self._codec_id = CODECS[cfg.compression]
+        self._run_parts: dict[int, tuple[SourceMeta, bytes, bytes, bytes]] = {}  # id(meta) -> key, headers
         self._handoff: asyncio.Future[None] | None = None  # the previous send_runs' hand-off to aiokafka
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -279,8 +283,9 @@ class KafkaSink:
         try:
             try:
                 encoded = await self._encode_runs(runs)
-                payloads = await asyncio.gather(*(asyncio.to_thread(self._compress, raw)
-                                                  for _tp, raw, _n, _ts in encoded))
+                payloads = await asyncio.gather(*(
+                    asyncio.to_thread(self._compress, raw) if len(raw) > _INLINE_COMPRESS else self._inline(raw)
+                    for _tp, raw, _n, _ts in encoded))
                 if prev is not None and not prev.done():
                     await asyncio.wait((prev,))
                 futures = [await producer.send_batch(EncodedBatch(payload, n, self._codec_id, ts), tp[0],
@@ -299,12 +304,24 @@ class KafkaSink:
             return BatchStatus.ERRORED
         return await self._acked(futures)
 
+    async def _inline(self, raw: bytes) -> bytes:
+        return self._compress(raw)
+
     def _run_headers(self, run: LineRun) -> RunHeaders:
-        head, fid = self._headers.parts(run.meta)
-        after = [fid, (ev.H_READ_TS, b"%d" % run.read_ts_ms)]
+        m = run.meta
+        hit = self._run_parts.get(id(m))
+        if hit is None or hit[0] is not m:
+            head, fid = self._headers.parts(m)
+            body = encode_headers([*head, (ev.H_OFFSET, b"")])[:-1]  # the offset's value comes per line
+            hit = (m, m.component.encode(), body, encode_headers([fid]))
+            if len(self._run_parts) >= 8192:
+                self._run_parts.clear()
+            self._run_parts[id(m)] = hit
+        _m, key, body, fid_part = hit
+        after = [(ev.H_READ_TS, b"%d" % run.read_ts_ms)]
         if run.flags:
             after.append((ev.H_FLAGS, ",".join(run.flags).encode()))
-        return RunHeaders(run.meta.component.encode(), head, ev.H_OFFSET, after)
+        return RunHeaders(key, body, fid_part + encode_headers(after), _HEAD_COUNT + len(after))
 
     async def _encode_runs(self, runs: Sequence[LineRun]) -> list[tuple[tuple[str, int], bytes, int, int]]:
         """Encode every run into record batches per topic-partition: (tp, records, count, timestamp)."""

@@ -26,7 +26,7 @@ def reference(values: list[bytes], offset: int, count_from: int = 0) -> bytes:
 
 
 def encoded(values: list[bytes], offset: int, codec: str = "none", max_size: int = 1 << 30) -> list[EncodedBatch]:
-    h = RunHeaders(b"web", BEFORE, "lp.offset", AFTER)
+    h = RunHeaders.of(b"web", BEFORE, "lp.offset", AFTER)
     batches: list[EncodedBatch] = []
     while values:
         out: list[bytes] = []
