@@ -4,6 +4,8 @@ The read loop :meth:`Pipeline.append`s what a tailer read; lines collect in one 
 holds ``batch_max_lines`` lines or ``batch_max_bytes`` bytes, or ``linger`` has passed. A sealed
 batch registers, per stream, the byte range it covers with the stream's
 :class:`~logpipe.acks.OrderedAcks` and is sent; at most ``max_batches_in_flight`` sends run at once.
+Lines travel as :class:`~logpipe.envelope.LineRun` s (one object per read, not per line), cut where a
+batch is full; a sink with ``send_runs`` gets them as they are, others get ``LineRecord`` s.
 
 - DELIVERED: ``on_delivered(batch)`` is called; it is the ack path, the only place checkpoints move.
 - ERRORED: sent again, forever, with exponential backoff (a broker outage pauses shipping, it never

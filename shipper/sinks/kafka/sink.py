@@ -9,6 +9,10 @@ replicas, or failed.
 
 Record value: the original line bytes. Headers: the line's :meth:`LineRecord.headers`, built with
 the per-file part computed once per file instead of once per line.
+
+The pipeline's fast path is :meth:`KafkaSink.send_runs`: runs of lines encoded into record batches
+here (``shipper/sinks/kafka/records.py``) and handed to aiokafka finished; :meth:`KafkaSink.send`
+(one ``LineRecord`` at a time through aiokafka's builder) remains for single lines and other callers.
 """
 
 from __future__ import annotations
