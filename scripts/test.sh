@@ -80,6 +80,7 @@ run_pytest() {
 began_all=$(date +%s)
 step "system packages (prometheus-alertmanager)" install_system_packages
 step "pip install -e '.[dev]'" install_python_package
+step "kustomize (renders deploy/k8s in tests)" bash scripts/install-kustomize.sh
 step "ruff check ." "$PYTHON" -m ruff check .
 step "mypy" "$PYTHON" -m mypy
 step "logpipe dev up (Kafka, Elasticsearch, Alertmanager)" start_services
