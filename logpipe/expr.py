@@ -30,6 +30,7 @@ Semantics, identical in :func:`compile_predicate` (Python) and :func:`to_sql` (D
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -334,7 +335,19 @@ def as_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
 def _numeric(op: str, lit: float, get: Accessor) -> Predicate:
+    compare = _COMPARE[op]
+
     def check(row: Mapping[str, Any]) -> bool:
         raw = get(row)
         if raw is None:
@@ -344,38 +357,19 @@ def _numeric(op: str, lit: float, get: Accessor) -> Predicate:
             return op == "!="
         if math.isnan(v):  # DuckDB orders NaN above every number
             return op in ("!=", ">", ">=")
-        if op == "=":
-            return v == lit
-        if op == "!=":
-            return v != lit
-        if op == ">":
-            return v > lit
-        if op == ">=":
-            return v >= lit
-        if op == "<":
-            return v < lit
-        return v <= lit
+        return compare(v, lit)
 
     return check
 
 
 def _textual(op: str, lit: str, get: Accessor) -> Predicate:
+    compare = _COMPARE[op]
+
     def check(row: Mapping[str, Any]) -> bool:
         raw = get(row)
         if raw is None:
             return False
-        v = as_text(raw)
-        if op == "=":
-            return v == lit
-        if op == "!=":
-            return v != lit
-        if op == ">":
-            return v > lit
-        if op == ">=":
-            return v >= lit
-        if op == "<":
-            return v < lit
-        return v <= lit
+        return compare(as_text(raw), lit)
 
     return check
 
