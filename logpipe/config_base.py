@@ -90,7 +90,9 @@ def read_yaml(path: str | Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ConfigError(str(p), [f"<yaml>: syntax error at {where}: {exc}"]) from None
+        # problem/context, not str(exc): that repeats the position as `in "<unicode string>"` lines.
+        what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        raise ConfigError(str(p), [f"<yaml>: syntax error at {where}: {what or exc}"]) from None
 
 
 def load_model(model: type[M], path: str | Path | None) -> M:
