@@ -9,6 +9,7 @@ Each step runs the real CLI as a subprocess, so what the demo prints is what an 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -93,6 +94,7 @@ class Demo:
     def run(self) -> int:
         say = self.say
         say("== 1. local services (Kafka 4 KRaft, Elasticsearch 9, Alertmanager)")
+        _show_service_progress()  # a first run downloads and starts them: say so rather than sit silent
         backend = open_backend()
         kafka = backend.ensure("kafka")
         es = backend.ensure("elasticsearch")
@@ -191,6 +193,14 @@ class Demo:
             return 1
         say("\nThe pipeline works end to end. Services keep running; `logpipe dev down` stops them.")
         return 0
+
+
+def _show_service_progress() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("   %(message)s"))
+    manager_log = logging.getLogger("logpipe.devservices.manager")
+    manager_log.addHandler(handler)
+    manager_log.setLevel(logging.INFO)
 
 
 def _quote(a: str) -> str:
