@@ -14,30 +14,19 @@ from typer.testing import CliRunner
 
 from consumer.alerts.templates import iso
 from logpipe.cli.main import app
+from tests.consumer.alerts.test_rules import CONTRACT
 
 runner = CliRunner()
 
-RULES = """
-channels:
-  alertmanager: {type: alertmanager, url: http://127.0.0.1:9093}
-  pay-robot: {type: wecom, webhook: https://example.invalid/robot?key=...}
-rules:
-  - name: pay-5xx
-    severity: critical
-    match:
-      components: [pay-gw]
-      keywords: [panic, "connection refused"]
-      where: 'status>=500'
-    condition: {count: 3, within: 30s}
-    group_by: [service.name, url.path]
-    realert: 5m
-    labels: {team: pay}
-    annotations: {summary: "{{count}} errors on {{url.path}} in {{service.name}}"}
-    channels: [alertmanager, pay-robot]
+# The issue's contract file (shared with the rule-model tests) plus an absence rule.
+RULES = (
+    CONTRACT
+    + """\
   - name: pay-silent
     match: {components: [pay-gw]}
     condition: {absent: 1m}
 """
+)
 
 
 def access_log(path: Path, errors_at: range, seconds: int = 100) -> None:
