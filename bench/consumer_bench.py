@@ -3,6 +3,7 @@
     python bench/consumer_bench.py [--lines 100000] [--actions 4000] [--bytes 4MiB] [--concurrency 2]
                                    [--refresh 1s] [--rounds 2] [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
     python bench/consumer_bench.py --steps [--lines 50000]   # CPU per step of the per-record path, no services
+    python bench/consumer_bench.py --python-parser ...       # end to end without the native encoder
 
 Per round, on the same Elasticsearch:
 
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from access_log_gen import line as gen_line
 
-from consumer.bulk import BulkBatcher, BulkRequest, index_name
+from consumer.bulk import BulkBatcher, BulkRequest, index_name, ingested_now
 from consumer.config import ConsumerConfig
 from consumer.index_templates import install_templates, remove_templates
 from consumer.indexer import _FILTER as BULK_FILTER
@@ -47,8 +48,12 @@ from consumer.indexer import make_client
 from consumer.service import ConsumerService
 from consumer.work import Work
 from logpipe.cli.consume import tune_gc
+from logpipe.devservices.paths import DevPaths
+from logpipe.devservices.processes import PidRecord
 from logpipe.envelope import LineRecord, SourceMeta, decode_headers, document_id
 from parsers import LineParser, Parsed
+from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder
+from parsers.fieldmap import FieldMap
 
 
 def make_records(n: int, run: str) -> list[LineRecord]:
@@ -93,6 +98,7 @@ def config(args: argparse.Namespace, prefix: str, topic: str) -> ConsumerConfig:
             "index": {"prefix": prefix, "refresh_interval": args.refresh, "retention_days": 36500},
             "bulk": {"max_actions": args.actions, "max_bytes": args.bytes, "concurrency": args.concurrency},
             "http": {"host": "127.0.0.1", "port": 0},
+            "native_encoder": not args.python_parser,
         }
     )
 
@@ -147,9 +153,11 @@ async def ceiling(args: argparse.Namespace, records: list[LineRecord]) -> float:
                 resp = await es.bulk(operations=body, filter_path=BULK_FILTER)  # type: ignore[arg-type]
                 errors += bool(resp.body.get("errors"))
 
+        shares = CpuShares()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
+        SHARES["ceiling"].append(shares.per_doc(len(records)))
         if errors:
             raise RuntimeError(f"{errors} ceiling bulks had item errors")
         return len(records) / elapsed
@@ -166,6 +174,52 @@ def cpu_seconds() -> float:
 
 
 CONSUMER_CPU_US: list[float] = []  # per end-to-end run: consumer CPU microseconds per document
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def service_cpu(name: str) -> float:
+    """CPU seconds used so far by a dev service started by ``logpipe dev up`` (all its processes)."""
+    rec = PidRecord.load(DevPaths.from_env().pidfile(name))
+    total = 0
+    for pid in rec.members() if rec is not None else []:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        rest = raw[raw.rindex(")") + 2 :].split()
+        total += int(rest[11]) + int(rest[12])
+    return total / _TICK
+
+
+def machine_cpu() -> float:
+    """CPU seconds all processes of the machine used so far (busy, not idle or iowait)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(f) - f[3] - f[4]) / _TICK
+
+
+class CpuShares:
+    """Who used the CPU during a timed phase, per document: Elasticsearch, the Kafka broker, this
+    process, and everything else on the machine (other jobs make a ceiling or a run slower)."""
+
+    def __init__(self) -> None:
+        self.start = (service_cpu("elasticsearch"), service_cpu("kafka"), cpu_seconds(), machine_cpu())
+
+    def per_doc(self, docs: int) -> dict[str, float]:
+        now = (service_cpu("elasticsearch"), service_cpu("kafka"), cpu_seconds(), machine_cpu())
+        es, kafka, me, busy = (b - a for a, b in zip(self.start, now, strict=True))
+        us = 1e6 / docs
+        return {"es": es * us, "kafka": kafka * us, "bench": me * us, "other": max(0.0, busy - es - kafka - me) * us}
+
+
+SHARES: dict[str, list[dict[str, float]]] = {"ceiling": [], "end to end": []}
+
+
+def shares_line(kind: str) -> str:
+    rows = SHARES[kind]
+    if not rows:
+        return ""
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    return f"{kind}: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items())
 
 
 async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> float:
@@ -185,12 +239,14 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
 
     svc = ConsumerService(config(args, prefix, topic), tune_gc=not args.default_gc)
     first_fetch: list[float] = []
+    phase: list[CpuShares] = []
     orig_ingest = svc._ingest
 
     def timed_ingest(tp: Any, recs: Any) -> None:
         if not first_fetch:
             first_fetch.append(time.perf_counter())
             first_fetch.append(cpu_seconds())
+            phase.append(CpuShares())
         orig_ingest(tp, recs)
 
     svc._ingest = timed_ingest  # type: ignore[method-assign,assignment]
@@ -205,6 +261,7 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - first_fetch[0]
         CONSUMER_CPU_US.append((cpu_seconds() - first_fetch[1]) / len(records) * 1e6)
+        SHARES["end to end"].append(phase[0].per_doc(len(records)))
         return len(records) / elapsed
     finally:
         svc.request_stop()
@@ -256,7 +313,32 @@ def steps(n: int) -> None:
         for name, a, b in (("headers", t0, t1), ("parse", t1, t2), ("work+index+id", t2, t3), ("encode", t3, t4)):
             best[name] = min(best.get(name, float("inf")), (b - a) / n * 1e6)
         del hdrs, results, works, batcher
-    print("  ".join(f"{k} {v:.1f}" for k, v in best.items()) + f"  total {sum(best.values()):.1f} us/doc")
+        if NATIVE_AVAILABLE:  # the consumer's fast path for the same records (parsers/access_encoder.py)
+            encode = AccessEncoder(FieldMap(None), "logpipe").encode
+            stamp = ingested_now()
+            t5 = pt()
+            items = [encode(v, h, stamp) for v, h, _ in kafka]
+            t6 = pt()
+            batcher = BulkBatcher(4 << 20, 4000)
+            declined = 0
+            for i, ((v, h, k), item) in enumerate(zip(kafka, items, strict=True)):
+                if item is None:  # left to the Python path (not timed here)
+                    declined += 1
+                    continue
+                w = Work("t", 0, 1, [i], v, h, k, i, None, "access")
+                w.item, w.index, w.doc_id = item
+                batcher.add(w)
+            t7 = pt()
+            for name, a, b in (("native encode", t5, t6), ("native work+batch", t6, t7)):
+                best[name] = min(best.get(name, float("inf")), (b - a) / n * 1e6)
+            del items, batcher
+    python = ("headers", "parse", "work+index+id", "encode")
+    print("python path: " + "  ".join(f"{k} {best[k]:.1f}" for k in python), end="")
+    print(f"  total {sum(best[k] for k in python):.1f} us/doc")
+    if NATIVE_AVAILABLE:
+        native = ("native encode", "native work+batch")
+        print("native path: " + "  ".join(f"{k} {best[k]:.1f}" for k in native), end="")
+        print(f"  total {sum(best[k] for k in native):.1f} us/doc ({declined} of {n} lines left to Python)")
 
 
 async def main() -> None:
@@ -272,6 +354,7 @@ async def main() -> None:
     ap.add_argument("--es", default="http://127.0.0.1:9200")
     ap.add_argument("--default-gc", action="store_true", help="keep Python's default GC thresholds")
     ap.add_argument("--steps", action="store_true", help="only the per-step CPU cost, no services")
+    ap.add_argument("--python-parser", action="store_true", help="end to end without the native encoder")
     args = ap.parse_args()
     if args.steps:
         tune_gc()
@@ -282,6 +365,7 @@ async def main() -> None:
     if not args.default_gc:
         tune_gc()  # as `logpipe consume` does
     await ceiling(args, records[: min(len(records), 20_000)])  # warm-up: JIT, caches (not counted)
+    SHARES["ceiling"].clear()
     ceilings: list[float] = []
     e2es: list[float] = []
     for r in range(args.rounds):
@@ -304,6 +388,10 @@ async def main() -> None:
         f"ratio of medians {e / c:.2f}, median ratio {statistics.median(ratios):.2f} (load {load}); "
         f"consumer CPU {statistics.median(CONSUMER_CPU_US):.0f} us/doc "
         f"(= {1e6 / statistics.median(CONSUMER_CPU_US):,.0f} docs/s per core)"
+    )
+    print(
+        "CPU us per document, medians (bench = the ceiling's loop / the consumer; other = the rest of the "
+        f"machine): {shares_line('ceiling')}; {shares_line('end to end')}"
     )
 
 

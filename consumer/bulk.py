@@ -42,11 +42,11 @@ def _offset_day(timestamp: str) -> str | None:
         return day
     try:
         dt = datetime.fromisoformat(timestamp)
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        day = dt.astimezone(UTC).strftime("%Y.%m.%d")
+    except (ValueError, OverflowError):  # OverflowError: before year 1 or after 9999 in UTC
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    day = dt.astimezone(UTC).strftime("%Y.%m.%d")
     if key:
         if len(_OFFSET_DAYS) > 10_000:
             _OFFSET_DAYS.clear()
@@ -105,9 +105,11 @@ _ACTION_HEADS: dict[str, bytes] = {}  # index name -> the action line up to its 
 
 
 def encode_item(work: Work, ingested: str) -> bytes:
-    """The two NDJSON lines of one ``index`` action for ``work`` (which must hold a document)."""
-    doc = work.doc
+    """The two NDJSON lines of one ``index`` action for ``work`` (which must hold a document or a
+    natively encoded item: re-encoded from its document, so ``event.ingested`` is the new stamp)."""
+    doc = work.document()
     assert doc is not None
+    work.item = b""
     stamp_ingested(doc, ingested)
     head = _ACTION_HEADS.get(work.index)
     if head is None:
@@ -164,6 +166,10 @@ class BulkBatcher:
         self._stamp = ingested_now()
         self._stamp_at = time.monotonic()
 
+    def stamp(self) -> str:
+        """The ``event.ingested`` stamp for items encoded now (refreshed at most every millisecond)."""
+        return self._ingested()
+
     def _ingested(self) -> str:
         now = time.monotonic()
         if now - self._stamp_at >= 0.001:
@@ -172,8 +178,9 @@ class BulkBatcher:
         return self._stamp
 
     def add(self, work: Work) -> BulkRequest | None:
-        """Encode ``work`` into the open request (setting ``work.size``); return a request now full, if any."""
-        part = encode_item(work, self._ingested())
+        """Encode ``work`` into the open request (setting ``work.size``); return a request now full, if any.
+        A natively encoded ``work.item`` goes in as it is."""
+        part = work.item or encode_item(work, self._ingested())
         # Memory held until resolved: the raw line, the encoded body and (about as much) the dict.
         work.size = len(work.raw) + 2 * len(part)
         closed: BulkRequest | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
-from elasticsearch.serializer import OrjsonSerializer
+from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSerializer, OrjsonSerializer
 
 from consumer.bulk import BulkRequest, build_request
 from consumer.bulk_status import bulk_item_outcomes
@@ -37,6 +37,18 @@ from logpipe.delivery import BatchStatus
 _FILTER = "errors,items.*.status,items.*.error"
 
 
+class _EncodedNdjson(CompatibilityModeNdjsonSerializer):
+    """``_bulk`` bodies are encoded by ``consumer/bulk.py`` already: send the bytes as they are.
+
+    The client's serializer would copy a multi-megabyte body twice into fresh buffers (~1 µs per
+    document of copying and page faults, measured with py-spy on the consumer bench)."""
+
+    def dumps(self, data: Any) -> bytes:
+        if type(data) is bytes and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+
 def make_client(
     cfg: ElasticsearchConfig, request_timeout: float = 60.0, max_backoff: float = 5.0
 ) -> AsyncElasticsearch:
@@ -51,7 +63,10 @@ def make_client(
         "retry_on_timeout": False,
         "dead_node_backoff_factor": 0.5,
         "max_dead_node_backoff": max_backoff,
-        "serializer": OrjsonSerializer(),
+        "serializers": {
+            OrjsonSerializer.mimetype: OrjsonSerializer(),
+            **{m: _EncodedNdjson() for m in (NdjsonSerializer.mimetype, _EncodedNdjson.mimetype)},
+        },
         "verify_certs": cfg.verify_certs,
     }
     if cfg.username is not None and cfg.password is not None:

@@ -110,6 +110,21 @@ class PartitionOffsets:
             st.acks.resolve(off)
         return True
 
+    def resolve_all(self, works: list[Work]) -> None:
+        """:meth:`resolve` for every work of a bulk request (consecutive works share a partition)."""
+        parts = self._parts
+        last: tuple[str, int, int] | None = None
+        resolve = None
+        for work in works:
+            key = (work.topic, work.partition, work.generation)
+            if key != last:
+                last = key
+                st = parts.get((work.topic, work.partition))
+                resolve = st.acks.resolve if st is not None and st.generation == work.generation else None
+            if resolve is not None:
+                for off in work.offsets:
+                    resolve(off)
+
     def committable(self) -> dict[TopicPartitionKey, int]:
         """Positions that moved since they were last committed."""
         out: dict[TopicPartitionKey, int] = {}

@@ -35,6 +35,7 @@ from consumer.telemetry import (
     PartitionsAssigned,
     PartitionsRevoked,
     RecordsConsumed,
+    RecordsEncodedNatively,
     log,
     set_buffered_bytes,
     set_partition_lag,
@@ -42,6 +43,8 @@ from consumer.telemetry import (
 from consumer.work import TopicPartitionKey, Work
 from logpipe.envelope import decode_headers, document_id
 from parsers import LineParser, Parsed, Partial
+from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
+from parsers.fieldmap import FieldMap
 
 
 class AlertObserver(Protocol):
@@ -88,6 +91,12 @@ class ConsumerService:
         self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready)
         self._parsers: dict[TopicPartitionKey, LineParser] = {}
         self._mapping = cfg.fields
+        # Plain access lines skip the Python parser (same documents, parsers/access_encoder.py).
+        self._encode: EncodeFn | None = None
+        if cfg.native_encoder and NATIVE_AVAILABLE:
+            self._encode = AccessEncoder(FieldMap(cfg.fields), cfg.index.prefix).encode
+        elif cfg.native_encoder:
+            log.warning("NativeEncoderUnavailable", extra={"fields": {"fix": "pip install -e . (needs a C compiler)"}})
         self._ready_requests: deque[BulkRequest] = deque()
         self._bulk_tasks: set[asyncio.Task[None]] = set()
         self._dlq_tasks: set[asyncio.Task[None]] = set()
@@ -229,12 +238,20 @@ class ConsumerService:
         RecordsConsumed(topic=tp[0], count=len(records)).emit()
         topic, partition = tp
         track, parse, add_document = self.offsets.track, parser.parse, self._add_document
+        encode, enqueue, native = self._encode, self._enqueue, 0
+        stamp = self.batcher.stamp()
         for rec in records:
             offset = rec.offset
             if not track(tp, offset):
                 continue
             value = rec.value or b""
             raw_headers = rec.headers or ()  # aiokafka hands a fresh tuple per record
+            if encode is not None and (item := encode(value, raw_headers, stamp)) is not None:
+                work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset, None, "access")
+                work.item, work.index, work.doc_id = item
+                native += 1
+                enqueue(work)
+                continue
             result = parse(value, decode_headers(raw_headers))
             if isinstance(result, Parsed):
                 work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
@@ -248,6 +265,8 @@ class ConsumerService:
                 work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
                 work.reason = result.reason
                 self._dead_letter(work)
+        if native:
+            RecordsEncodedNatively(topic=topic, count=native).emit()
 
     @staticmethod
     def _fragment_key(parsed: Parsed) -> str:
@@ -266,8 +285,14 @@ class ConsumerService:
             work.doc_id = document_id(file_id, offset)
         else:  # no source identity in the headers: the Kafka position is the next best stable identity
             work.doc_id = document_id(f"kafka:{work.topic}/{work.partition}", work.kafka_offset)
+        self._enqueue(work)
+
+    def _enqueue(self, work: Work) -> None:
+        """Show the document to the alert rules and add it to the open bulk request."""
         if self.alerts is not None:
             try:
+                doc = work.document()
+                assert doc is not None
                 self.alerts.observe(doc)
             except Exception as exc:
                 AlertObserveFailed(error=repr(exc)[:300]).emit()
@@ -314,8 +339,12 @@ class ConsumerService:
         self._start_ready()
 
     def _on_indexed(self, items: list[Work]) -> None:
+        self.offsets.resolve_all(items)
+        freed = 0
         for w in items:
-            self._resolve(w)
+            freed += w.size
+            w.size = 0
+        self.buffered_bytes -= freed
 
     def _on_rejected(self, work: Work) -> None:
         self._dead_letter(work)

@@ -24,6 +24,9 @@ log = logging.getLogger("logpipe.consumer")
 _P = "logpipe_consumer_"
 
 RECORDS_CONSUMED = Counter(_P + "records_consumed", "Kafka records fetched", ["topic"])
+NATIVE_ENCODED = Counter(
+    _P + "native_encoded", "Records the native access-line encoder turned into bulk items (the rest: Python)", ["topic"]
+)
 DOCS_INDEXED = Counter(_P + "docs_indexed", "Documents Elasticsearch accepted", ["type"])
 ITEMS_RETRIED = Counter(_P + "items_retried", "Bulk items sent again after 429/5xx or a failed request", [])
 ITEMS_REJECTED = Counter(_P + "items_rejected", "Bulk items Elasticsearch refused for good", ["error"])
@@ -68,6 +71,19 @@ class RecordsConsumed(Event):
     def emit(self) -> None:
         _log(logging.DEBUG, "RecordsConsumed", self.fields())
         RECORDS_CONSUMED.labels(topic=self.topic).inc(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsEncodedNatively(Event):
+    """``count`` records of one fetch of ``topic`` went through the native encoder (the others were
+    parsed in Python: other log types, or lines outside the encoder's plain case)."""
+
+    topic: str
+    count: int
+
+    def emit(self) -> None:
+        _log(logging.DEBUG, "RecordsEncodedNatively", self.fields())
+        NATIVE_ENCODED.labels(topic=self.topic).inc(self.count)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 TopicPartitionKey = tuple[str, int]
 
 
@@ -40,6 +42,15 @@ class Work:
     """Where it failed, for dead letters: ``parse`` (unparseable line) or ``index`` (Elasticsearch refused it)."""
     size: int = field(default=0)
     """Bytes this work holds in memory (counted against ``bulk.max_buffered_bytes``)."""
+    item: bytes = b""
+    """The ``_bulk`` item (action line + document) when the native encoder wrote it and ``doc`` was
+    never built (``parsers/access_encoder.py``); empty once the item is re-encoded from ``doc``."""
+
+    def document(self) -> dict[str, Any] | None:
+        """``doc``, built from ``item`` on first use (alert rules, retries) when only the item exists."""
+        if self.doc is None and self.item:
+            self.doc = orjson.loads(self.item[self.item.index(b"\n") + 1 :])
+        return self.doc
 
     @property
     def tp(self) -> TopicPartitionKey:

@@ -39,11 +39,16 @@ class OrderedAcks:
     def resolve(self, start: int) -> int:
         """Mark the range starting at ``start`` as resolved; return the new committed position."""
         end = self._pending.pop(start)
-        heapq.heappush(self._resolved, (start, end))
-        while self._resolved and self._resolved[0][0] == self.committed:
-            _, e = heapq.heappop(self._resolved)
-            self.committed = e
-        return self.committed
+        resolved = self._resolved
+        if start != self.committed:
+            heapq.heappush(resolved, (start, end))
+            return self.committed
+        # The oldest range (the usual case: acknowledgements mostly come in order): no heap round trip.
+        self.committed = end
+        while resolved and resolved[0][0] == end:
+            end = heapq.heappop(resolved)[1]
+            self.committed = end
+        return end
 
     def reset(self, position: int) -> None:
         """Forget all pending work and restart at ``position`` (e.g. a file truncated, a partition reassigned)."""

@@ -117,6 +117,15 @@ def _digits(text: str | None) -> int | None:
     return None
 
 
+def _utc_representable(dt: datetime) -> bool:
+    """Whether ``dt`` in UTC is still a datetime (``0001-01-01T00:30+01:00`` is not)."""
+    try:
+        dt.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 class Draft:
     """A document being built, its flags, and what the headers said about its source."""
 
@@ -185,6 +194,9 @@ class Draft:
         """Set ``@timestamp`` to the event's own time if it lies within the window around the read
         time; False (flagged ``timestamp_out_of_range``) otherwise. ``iso``: ``to_iso(dt)`` if the
         caller has it already."""
+        if dt.year in (1, 9999) and not _utc_representable(dt):
+            self.flag("timestamp_out_of_range")  # no UTC day to name its daily index after
+            return False
         w, read = self.window, self.read_ts_ms
         if read is not None and (w.max_past_s is not None or w.max_future_s is not None):
             delta_s = dt.timestamp() - read / 1000

@@ -96,6 +96,13 @@ def to_number(value: Any) -> float | None:
     return None
 
 
+def ns_of(num: float, per: int) -> int:
+    """``round(num * per)`` nanoseconds, or -1 when that is not a long (never raises: an overflowing
+    duration is a bad value, flagged, not a bad line)."""
+    x = num * per
+    return round(x) if 0 <= x < 9223372036854775808.0 else -1
+
+
 def to_ip(value: Any) -> Any:
     if not isinstance(value, str) or len(value) > 256:
         return _INVALID
@@ -216,10 +223,11 @@ class FieldMap:
                 draft.flag(TRUNCATED)
         return has_time
 
-    def _plan(self, keys: tuple[str, ...], use_msg: bool) -> _Plan:
+    def choose(self, keys: tuple[str, ...]) -> tuple[dict[int, tuple[int, str]], list[str]]:
         """Which raw key feeds which field for objects with exactly these keys in this order: when
         several raw keys of one field are present the first in the dialect's order wins, the others
-        go to ``extra``."""
+        go to ``extra``. Returns field index -> (rank, raw key), in the order fields are first met,
+        and the keys left for ``extra``. (Also the plan of the native encoder, ``access_encoder.py``.)"""
         table = self.table
         chosen: dict[int, tuple[int, str]] = {}
         unknown: list[str] = []
@@ -237,6 +245,11 @@ class FieldMap:
                 chosen[idx] = (rank, key)
             else:
                 unknown.append(key)
+        return chosen, unknown
+
+    def _plan(self, keys: tuple[str, ...], use_msg: bool) -> _Plan:
+        """The handlers for objects with exactly these keys in this order (see :meth:`choose`)."""
+        chosen, unknown = self.choose(keys)
         set_query = self.i_query not in chosen
         handlers = self._handlers
         steps: list[tuple[str, Handler]] = []
@@ -320,7 +333,7 @@ class FieldMap:
 
             def duration(value: Any, draft: Draft) -> int:
                 num = to_number(value)
-                ns = round(num * per) if num is not None else -1
+                ns = ns_of(num, per) if num is not None else -1
                 if 0 <= ns <= MAX_LONG:
                     put_value(draft.doc, ns)
                     return _OK

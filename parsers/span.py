@@ -32,6 +32,7 @@ import orjson
 from logpipe.fields import NS_PER_UNIT, Unit
 from parsers.document import Draft
 from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
+from parsers.fieldmap import ns_of
 from parsers.result import Parsed, Unparseable
 from parsers.timestamps import from_epoch_ns, parse_time
 
@@ -222,7 +223,8 @@ def parse_span(value: bytes, draft: Draft, limits: ExtraLimits, duration_unit: U
         ):
             raw = obj.get(key)
             if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0:
-                duration = round(raw * NS_PER_UNIT[unit])
+                ns = ns_of(raw, NS_PER_UNIT[unit])
+                duration = ns if ns >= 0 else None
                 break
     if duration is not None and duration <= _MAX_LONG:
         draft.put(("event", "duration"), duration)
