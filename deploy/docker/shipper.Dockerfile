@@ -7,6 +7,19 @@
 # root-owned 0640. DAC_READ_SEARCH lets it read and traverse them, and nothing else: it cannot write
 # to them (no DAC_OVERRIDE), chown, or open devices (refused in shipper/safe_open.py anyway). A non-root
 # uid cannot hold that capability without ambient capabilities, which Kubernetes does not grant.
+# Build stage: the wheel, with the consumer's C extension (parsers/_access_encoder.c) compiled here so
+# the runtime image carries no compiler.
+FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# README.md* : the project readme, when the tree has one (pyproject names it).
+COPY pyproject.toml setup.py README.md* ./
+COPY logpipe ./logpipe
+COPY shipper ./shipper
+COPY consumer ./consumer
+COPY parsers ./parsers
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,14 +27,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORKDIR /src
-# README.md* : the project readme, when the tree has one (pyproject names it).
-COPY pyproject.toml README.md* ./
-COPY logpipe ./logpipe
-COPY shipper ./shipper
-COPY consumer ./consumer
-COPY parsers ./parsers
-RUN pip install . && rm -rf /src
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
 
 WORKDIR /
 EXPOSE 9102
