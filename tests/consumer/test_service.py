@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from consumer.deadletter import H_DLQ_REASON, H_DLQ_SOURCE, H_DLQ_STAGE
-from logpipe.envelope import H_FILE_ID, H_OFFSET, document_id
+from logpipe.envelope import H_FILE_ID, H_OFFSET, decode_headers, document_id
+from parsers import LineParser, Parsed
 from tests.consumer.story import ConsumerStory
 
 pytestmark = pytest.mark.integration
@@ -179,3 +182,40 @@ async def test_memory_stays_bounded_by_the_buffer_limit(story: ConsumerStory) ->
     assert limit < peak <= limit + turn * 4096
     assert peak < 3_000 * 1024  # far below the whole backlog
     assert set(await story.doc_ids()) == story.expected_ids()
+
+
+async def test_access_lines_take_the_native_encoder_and_index_the_python_paths_documents(
+    story: ConsumerStory,
+) -> None:
+    def native_count() -> float:
+        value = REGISTRY.get_sample_value(
+            "logpipe_consumer_native_encoded_total", {"topic": story.topics["access"]}
+        )
+        return value or 0.0
+
+    before = native_count()
+    fast = story.access_lines(40)
+    await story.produce(fast)
+    async with story.consumer():
+        await story.wait_for_docs(40)
+        await story.wait_committed()
+    assert native_count() - before == 40  # every plain access line went through the C encoder
+
+    slow = story.access_lines(40, file_no=1)
+    await story.produce(slow)
+    async with story.consumer(story.config(native_encoder=False)):
+        await story.wait_for_docs(80)
+        await story.wait_committed()
+    assert native_count() - before == 40  # switched off: all through the Python parser
+
+    parser = LineParser(None)
+    by_id = {document_id(r.meta.file_id, r.offset): r for r in fast + slow}
+    docs = await story.docs()
+    assert {h["_id"] for h in docs} == set(by_id)
+    for hit in docs:
+        rec = by_id[hit["_id"]]
+        parsed = parser.parse(rec.value, decode_headers(rec.headers()))
+        assert isinstance(parsed, Parsed)
+        source = hit["_source"]
+        assert source["event"].pop("ingested").endswith("Z")
+        assert source == orjson.loads(orjson.dumps(parsed.doc)), hit["_id"]
