@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import orjson
 
 from parsers.document import DEFAULT_WINDOW, TimeWindow
-from parsers.extra import _plain_key
+from parsers.extra import extra_key_name
 from parsers.fieldmap import MAX_KEYWORD_CHARS, FieldMap, to_ip, to_keyword, to_level, to_long, to_status, trace_from
 
 try:
@@ -144,7 +144,7 @@ class AccessEncoder:
         for key in keys:
             if len(key) > self.limits.max_key_chars:
                 return None
-            names.append(_plain_key(key))
+            names.append(extra_key_name(key))
         if len(set(names)) != len(names):  # "a.b" and "a_b" would be one key of extra
             return None
         fm = self.fieldmap

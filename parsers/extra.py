@@ -114,7 +114,8 @@ class ExtraBuilder:
 _PLAIN_KEYS: dict[str, str] = {}  # raw key -> its name in ``extra`` (keys that need no truncation)
 
 
-def _plain_key(key: str) -> str:
+def extra_key_name(key: str) -> str:
+    """The name ``key`` gets in ``extra`` (dots would read as nesting; blank keys get a ``_``)."""
     if "." in key:
         key = key.replace(".", "_")
     if not key.strip():
@@ -136,7 +137,7 @@ def bounded_extra(obj: dict[str, Any], keys: Iterable[str], limits: ExtraLimits)
             break
         name = _PLAIN_KEYS.get(key)
         if name is None:
-            name = _plain_key(key)
+            name = extra_key_name(key)
             if len(_PLAIN_KEYS) < 4096:
                 _PLAIN_KEYS[key] = name
         out[name] = value

@@ -60,7 +60,7 @@ from logpipe.fields import AUTO, FRAMEWORK, NGINX, FieldMappingConfig
 from parsers import access_encoder
 from parsers.access_encoder import AccessEncoder
 from parsers.document import DEFAULT_WINDOW, TimeWindow
-from parsers.extra import ExtraLimits, _plain_key
+from parsers.extra import ExtraLimits, extra_key_name
 from parsers.fieldmap import FieldMap
 from parsers.line_parser import LineParser
 from parsers.result import Parsed
@@ -772,7 +772,7 @@ def plain_lines(draw: st.DrawFn, setup: str) -> bytes:
     field's losing key in ``extra``), values that are strings (BMP, no NUL), integers, booleans, null,
     canonical times, IPv4, decimals, each where its field takes it."""
     fields = field_names(setup)
-    ks = draw(st.lists(plain_keys, max_size=20, unique_by=(_plain_key, lambda k: fields.get(k, "?" + k))))
+    ks = draw(st.lists(plain_keys, max_size=20, unique_by=(extra_key_name, lambda k: fields.get(k, "?" + k))))
     pairs = []
     for k in ks:
         name = fields.get(k)
