@@ -76,9 +76,11 @@ class TailConfig(StrictModel):
     poll_interval: Duration = 0.25
     """How often open files are checked for new bytes, truncation and deletion."""
     max_open_files: int = Field(default=1024, ge=1)
-    """Most files held open; past it, idle files are closed (and reopened when they change)."""
-    close_inactive: Duration = 300.0
-    """Close a fully read file unchanged for this long (it is reopened when it grows)."""
+    """Most files held open; past it, the longest-idle files are closed (and reopened when they change)."""
+    close_inactive: Duration | None = None
+    """Also close a fully read file unchanged for this long (it is reopened when it grows). Off by
+    default: a closed file is only looked at every 2 s, so one appended to and deleted within that
+    time (a pod's last line as it shuts down) would lose the append; an open fd sees it."""
     detached_ttl: Duration = 300.0
     """How long a truncated stream waits for its copy (copytruncate's ``.1``) to appear."""
     forget_after: Duration = 600.0

@@ -15,8 +15,10 @@ its size changed) and decides, per ``shipper/identity.py``:
   as is), and once every byte read has been acknowledged the stream is released and forgotten.
 - **restart**: registry entries are matched to files by fingerprint in the same directory, the
   recorded inode preferred; an offset past the end of the file is discarded, not trusted.
-- **bounded fds**: at most ``max_open_files`` fds; a file unchanged for ``close_inactive`` is closed
-  and reopened when its size changes (checked by path, without following symlinks).
+- **bounded fds**: at most ``max_open_files`` fds (past it the longest-idle files are closed), and
+  optionally a file unchanged for ``close_inactive`` is closed; a closed file is reopened when its
+  size changes (checked by path every 2 s, without following symlinks). Idle files stay open by
+  default: an append followed by a deletion within that check would be lost on a closed file.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class StreamLimits:
     """Lifecycle settings of streams (from ``ShipperConfig.tail``)."""
 
     max_open_files: int = 1024
-    close_inactive: float = 300.0
+    close_inactive: float | None = None
     closed_poll_interval: float = 2.0
     detached_ttl: float = 300.0
     forget_after: float = 600.0
@@ -332,7 +334,7 @@ class StreamSet:
             if t.state == "draining":
                 if t.acks.committed >= t.offset:
                     self._release(t, "deleted")
-            elif now - t.last_change >= self.limits.close_inactive:
+            elif self.limits.close_inactive is not None and now - t.last_change >= self.limits.close_inactive:
                 self._close_idle(t)
 
     def _detach(self, t: Tailer, now: float) -> None:

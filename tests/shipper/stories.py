@@ -93,7 +93,7 @@ class ShipperEnv:
         self.sink = sink or MemorySink()
         self.now = 1000.0
         self.counters: dict[str, int] = {}
-        tail_cfg = {"poll_interval": 0.01, "partial_line_timeout": 5.0, "close_inactive": 300.0} | tail
+        tail_cfg = {"poll_interval": 0.01, "partial_line_timeout": 5.0} | tail
         identity = tail_cfg.pop("identity", "fingerprint")
         pipeline = tail_cfg.pop("pipeline", {})
         self.cfg = ShipperConfig.model_validate(

@@ -272,6 +272,23 @@ async def test_device_inode_strategy_loses_copytruncate(tmp_path: Path) -> None:
     assert numbers(env.sink.values()).count(0) == 2  # the copy was shipped again from its start
 
 
+async def test_an_idle_file_appended_to_and_deleted_at_once_loses_nothing(tmp_path: Path) -> None:
+    # A pod quiet for an hour writes its last line as it shuts down, and its EmptyDir is removed
+    # before any 2-second recheck of closed files could run: by default idle files keep their fd.
+    env = ShipperEnv(tmp_path)
+    env.write_lines("app.log", 2)
+    env.add("app.log")
+    await env.ship()
+    await env.ship(advance=3600)
+    streams = env.agent.streams
+    assert streams is not None and streams.open_files == 1
+    env.write_lines("app.log", 1)
+    env.delete("app.log")
+    await env.ship()
+    assert numbers(env.sink.values()) == [0, 1, 2]
+    assert streams.open_files == 0  # read to its end, acknowledged, released
+
+
 async def test_idle_files_are_closed_and_reopened_when_they_grow(tmp_path: Path) -> None:
     env = ShipperEnv(tmp_path, close_inactive=10.0)
     env.write_lines("app.log", 2)
