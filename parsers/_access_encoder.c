@@ -1417,6 +1417,25 @@ static char *put_slot(char *w, const Slot *s) {
         PUT_LIT((w), lit);        \
     } while (0)
 
+/* A member holding a slot's value, when the slot is set. */
+#define SLOT_MEMBER(w, first, lit, slot)      \
+    do {                                      \
+        if ((slot).set) {                     \
+            MEMBER((w), (first), lit);        \
+            (w) = put_slot((w), &(slot));     \
+        }                                     \
+    } while (0)
+
+/* ,"a":{"b":<slot>} for an object of one member, when the slot is set. */
+#define SLOT_OBJECT(w, lit, slot)             \
+    do {                                      \
+        if ((slot).set) {                     \
+            PUT_LIT((w), lit);                \
+            (w) = put_slot((w), &(slot));     \
+            *(w)++ = '}';                     \
+        }                                     \
+    } while (0)
+
 /* One extra value; 1 written, 0 skipped (null), -1 decline. */
 static int put_extra_value(Encoder *e, char **wp, const Val *v) {
     char *w = *wp;
@@ -1799,10 +1818,7 @@ static PyObject *encode_impl(Encoder *e, PyObject *const *args, Py_ssize_t nargs
         if (sl[S_STATUS].set || sl[S_BYTES].set) {
             int f2 = 1;
             MEMBER(w, first, "\"response\":{");
-            if (sl[S_STATUS].set) {
-                MEMBER(w, f2, "\"status_code\":");
-                w = put_slot(w, &sl[S_STATUS]);
-            }
+            SLOT_MEMBER(w, f2, "\"status_code\":", sl[S_STATUS]);
             if (sl[S_BYTES].set) {
                 MEMBER(w, f2, "\"body\":{\"bytes\":");
                 w = put_slot(w, &sl[S_BYTES]);
@@ -1815,40 +1831,15 @@ static PyObject *encode_impl(Encoder *e, PyObject *const *args, Py_ssize_t nargs
     if (sl[S_URL_PATH].set || sl[S_URL_QUERY].set || sl[S_URL_DOMAIN].set) {
         int first = 1;
         PUT_LIT(w, ",\"url\":{");
-        if (sl[S_URL_PATH].set) {
-            MEMBER(w, first, "\"path\":");
-            w = put_slot(w, &sl[S_URL_PATH]);
-        }
-        if (sl[S_URL_QUERY].set) {
-            MEMBER(w, first, "\"query\":");
-            w = put_slot(w, &sl[S_URL_QUERY]);
-        }
-        if (sl[S_URL_DOMAIN].set) {
-            MEMBER(w, first, "\"domain\":");
-            w = put_slot(w, &sl[S_URL_DOMAIN]);
-        }
+        SLOT_MEMBER(w, first, "\"path\":", sl[S_URL_PATH]);
+        SLOT_MEMBER(w, first, "\"query\":", sl[S_URL_QUERY]);
+        SLOT_MEMBER(w, first, "\"domain\":", sl[S_URL_DOMAIN]);
         *w++ = '}';
     }
-    if (sl[S_CLIENT_IP].set) {
-        PUT_LIT(w, ",\"client\":{\"ip\":");
-        w = put_slot(w, &sl[S_CLIENT_IP]);
-        *w++ = '}';
-    }
-    if (sl[S_USER_AGENT].set) {
-        PUT_LIT(w, ",\"user_agent\":{\"original\":");
-        w = put_slot(w, &sl[S_USER_AGENT]);
-        *w++ = '}';
-    }
-    if (sl[S_TRACE_ID].set) {
-        PUT_LIT(w, ",\"trace\":{\"id\":");
-        w = put_slot(w, &sl[S_TRACE_ID]);
-        *w++ = '}';
-    }
-    if (sl[S_SPAN_ID].set) {
-        PUT_LIT(w, ",\"span\":{\"id\":");
-        w = put_slot(w, &sl[S_SPAN_ID]);
-        *w++ = '}';
-    }
+    SLOT_OBJECT(w, ",\"client\":{\"ip\":", sl[S_CLIENT_IP]);
+    SLOT_OBJECT(w, ",\"user_agent\":{\"original\":", sl[S_USER_AGENT]);
+    SLOT_OBJECT(w, ",\"trace\":{\"id\":", sl[S_TRACE_ID]);
+    SLOT_OBJECT(w, ",\"span\":{\"id\":", sl[S_SPAN_ID]);
     if (plan->nextra || doc.nkeep) {
         char *mark = w;
         Py_ssize_t kept = 0;
