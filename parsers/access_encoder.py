@@ -27,7 +27,7 @@ import orjson
 
 from parsers.document import DEFAULT_WINDOW, TimeWindow
 from parsers.extra import extra_key_name
-from parsers.fieldmap import MAX_KEYWORD_CHARS, FieldMap, to_ip, to_keyword, to_level, to_long, to_status, trace_from
+from parsers.fieldmap import FieldMap, to_ip, to_keyword, to_level, to_long, to_status, trace_from
 
 try:
     import parsers._access_encoder as _native
@@ -59,6 +59,11 @@ SLOTS: dict[str, int] = {
 NO_SLOT = -1
 # FROM_HEADER's argument: which header the line's value is compared with.
 HEADER_OF: dict[str, int] = {"component": 0, "namespace": 1, "pod": 2}
+
+# Fields converted by one function of the value alone (FieldMap.simple) -> the action doing the same.
+_BY_CONVERTER: dict[object, int] = {
+    to_keyword: KEYWORD, to_long: LONG, to_status: STATUS, to_ip: IP, to_level: LEVEL, trace_from: TRACE,
+}
 
 Step = tuple[int, int, int, int, str]
 """(key position, action, slot, argument, flag when the value is invalid)."""
@@ -109,20 +114,8 @@ class AccessEncoder:
         fm = self.fieldmap
         name = fm.fields[idx].name
         convert = fm.simple[idx]
-        if convert is to_keyword:
-            return KEYWORD, 0
-        if convert is to_long:
-            return LONG, 0
-        if convert is to_status:
-            return STATUS, 0
-        if convert is to_ip:
-            return IP, 0
-        if convert is to_level:
-            return LEVEL, 0
-        if convert is trace_from:
-            return TRACE, 0
         if convert is not None:
-            return 0, 0
+            return _BY_CONVERTER.get(convert, 0), 0
         if name == "time":
             return TIME, 0
         if name == "request_time":
@@ -171,4 +164,4 @@ class AccessEncoder:
         )
 
 
-__all__ = ["MAX_KEYWORD_CHARS", "NATIVE_AVAILABLE", "AccessEncoder", "EncodeFn"]
+__all__ = ["NATIVE_AVAILABLE", "AccessEncoder", "EncodeFn"]
