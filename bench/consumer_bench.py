@@ -19,8 +19,10 @@ mapping. The ratio end-to-end / ceiling is the figure of merit (target >= 0.8). 
 concurrency default to the consumer's own defaults (``consumer/config.py`` BulkConfig). 200 000
 lines a phase by default: with 100 000 the ceiling phase (~2.5 s) ends before Elasticsearch's merges
 get going while the slower end-to-end phase pays for them, which understates the ratio of a
-sustained load (measured: Elasticsearch 43 µs/doc in the short ceiling vs 49 end to end; 50 and 50
-at 200 000).
+sustained load (measured: Elasticsearch 43-45 µs/doc in the short ceiling vs 49-51 end to end;
+~50 and ~50 at 200 000). Each run also prints who used the CPU per document in each phase
+(Elasticsearch and Kafka read from the pid files of ``logpipe dev up``: 0 for services started
+otherwise; "other" is the rest of the machine, above 0 when a neighbour disturbed the run).
 """
 
 from __future__ import annotations
