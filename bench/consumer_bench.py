@@ -372,8 +372,14 @@ async def main() -> None:
     records = make_records(args.lines, uuid.uuid4().hex[:6])
     if not args.default_gc:
         tune_gc()  # as `logpipe consume` does
-    await ceiling(args, records[: min(len(records), 20_000)])  # warm-up: JIT, caches (not counted)
-    SHARES["ceiling"].clear()
+    # Warm-up of both sides, not counted: Elasticsearch's JIT and caches (a freshly started node
+    # indexes at half speed for its first ~100 000 documents), the broker's and the consumer's.
+    warm = records[: min(len(records), 50_000)]
+    await ceiling(args, warm)
+    await end_to_end(args, warm)
+    for kind in SHARES.values():
+        kind.clear()
+    CONSUMER_CPU_US.clear()
     ceilings: list[float] = []
     e2es: list[float] = []
     for r in range(args.rounds):
