@@ -3,7 +3,7 @@
     python bench/alert_latency_bench.py [--trials 200] [--background 100] [--kafka 127.0.0.1:9092]
                                         [--es http://127.0.0.1:9200] [--alertmanager http://127.0.0.1:9093]
 
-Runs the real processes: ``logpipe ship`` tails a kubelet-shaped tree (``logpipe.demo.podsim``)
+Runs the real processes: ``logpipe ship`` tails a kubelet-shaped tree (``logpipe.dev.demo.podsim``)
 into a fresh Kafka topic; ``logpipe consume`` (its own consumer group) parses, indexes into fresh
 Elasticsearch indices and evaluates a rule file with one rule, ``{any: true}`` on the keyword
 ``BENCH-PANIC`` grouped by ``url.path``. Each trial appends one matching access line with a new
@@ -36,7 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from logpipe.demo.podsim import PodSimulator, SimPod
+from logpipe.dev.demo.podsim import PodSimulator, SimPod
 
 POLL_S = 0.01
 

@@ -55,9 +55,9 @@ from consumer.indexer import make_client
 from consumer.service import ConsumerService
 from consumer.work import Work
 from logpipe.cli.consume import tune_gc
-from logpipe.devservices.paths import DevPaths
-from logpipe.devservices.processes import PidRecord
-from logpipe.envelope import LineRecord, SourceMeta, decode_headers, document_id
+from logpipe.core.envelope import LineRecord, SourceMeta, decode_headers, document_id
+from logpipe.dev.services.paths import DevPaths
+from logpipe.dev.services.processes import PidRecord
 from parsers import LineParser, Parsed
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder
 from parsers.fieldmap import FieldMap

@@ -96,7 +96,7 @@ def tools() -> list[Tool]:
     found = [
         Tool("logpipe query", lambda f: [logpipe, "query", str(f), *LOGPIPE_ARGS],
              f"`logpipe query FILE {' '.join(LOGPIPE_ARGS)}` (the installed console script)"),
-        Tool("python -m logpipe.query", lambda f: [py, "-m", "logpipe.query", str(f), *LOGPIPE_ARGS],
+        Tool("python -m logpipe.tools.query", lambda f: [py, "-m", "logpipe.tools.query", str(f), *LOGPIPE_ARGS],
              "the same command without the full CLI's start-up (no other verbs imported, no typer)"),
         Tool("duckdb", lambda f: [py, "-c", DUCKDB_CODE, str(f)],
              "`python -c` with the duckdb package: `read_json` + `quantile_cont`, types auto-detected"),
@@ -234,7 +234,7 @@ def main() -> None:
     py = sys.executable
     starts = {
         "`logpipe query --help`": startup([shutil.which("logpipe") or "logpipe", "query", "--help"]),
-        "`python -m logpipe.query --help`": startup([py, "-m", "logpipe.query", "--help"]),
+        "`python -m logpipe.tools.query --help`": startup([py, "-m", "logpipe.tools.query", "--help"]),
         "`python -c 'import duckdb'`": startup([py, "-c", "import duckdb"]),
     }
 
@@ -258,7 +258,7 @@ def main() -> None:
             *rows,
             "",
             "Start-up alone (best of 5, no query): " + ", ".join(f"{k} {v:.2f} s" for k, v in starts.items()) + ".",
-            "The two logpipe rows run the same code (logpipe/query/command.py); the console script dispatches",
+            "The two logpipe rows run the same code (logpipe/tools/query/command.py); the console script dispatches",
             "`query` before it builds the typer app of every verb (logpipe/cli/entry.py).",
             "",
             "Target (issue 6): logpipe at most 1.2x DuckDB.",

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from consumer.work import Work
-from logpipe.envelope import LOG_TYPES
+from logpipe.core.envelope import LOG_TYPES
 
 _TYPE_SAFE = re.compile(r"[^a-z0-9_]+")
 

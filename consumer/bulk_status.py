@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from logpipe.delivery import BatchStatus
+from logpipe.core.delivery import BatchStatus
 
 TRANSIENT_ERRORS = frozenset({"cluster_block_exception"})
 """Error types retried whatever their HTTP code."""

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from logpipe.config_base import ConfigError, StrictModel, format_validation_error, load_model
-from logpipe.durations import Duration
-from logpipe.fields import FieldMappingConfig
+from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, load_model
+from logpipe.core.durations import Duration
+from logpipe.core.fields import FieldMappingConfig
 
 DEFAULT_TOPICS = ["logpipe-access", "logpipe-app", "logpipe-stdout", "logpipe-trace"]
 
@@ -196,5 +196,5 @@ class ConsumerConfig(StrictModel):
 
 
 def load_consumer_config(path: str | Path | None) -> ConsumerConfig:
-    """Read ``path`` (or the defaults when None); raises :class:`logpipe.config_base.ConfigError`."""
+    """Read ``path`` (or the defaults when None); raises :class:`logpipe.core.config_base.ConfigError`."""
     return load_model(ConsumerConfig, path)

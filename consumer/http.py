@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from logpipe import health_server
+from logpipe.core import health_server
 
 ReadyProbe = Callable[[], tuple[bool, dict[str, Any]]]
 

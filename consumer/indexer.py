@@ -32,7 +32,7 @@ from consumer.telemetry import (
     ElasticsearchAvailability,
 )
 from consumer.work import Work
-from logpipe.delivery import BatchStatus
+from logpipe.core.delivery import BatchStatus
 
 _FILTER = "errors,items.*.status,items.*.error"
 

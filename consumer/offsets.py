@@ -1,7 +1,7 @@
 """Which Kafka offsets may be committed: per partition, the contiguous prefix of resolved records.
 
 Each fetched record registers the range ``[offset, offset + 1)`` in its partition's
-:class:`logpipe.acks.OrderedAcks`; a record is resolved when its document was indexed or its dead
+:class:`logpipe.core.acks.OrderedAcks`; a record is resolved when its document was indexed or its dead
 letter acknowledged (CRI fragments: when the document that absorbed them is). The commit position
 of a partition is the acks' low-water mark — everything before it is durable somewhere, so a crash
 redelivers only work that was not finished, and deterministic ids make the redelivery harmless.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from consumer.work import TopicPartitionKey, Work
-from logpipe.acks import OrderedAcks
+from logpipe.core.acks import OrderedAcks
 
 
 @dataclass

@@ -41,7 +41,7 @@ from consumer.telemetry import (
     set_partition_lag,
 )
 from consumer.work import TopicPartitionKey, Work
-from logpipe.envelope import decode_headers, document_id
+from logpipe.core.envelope import decode_headers, document_id
 from parsers import LineParser, Parsed, Partial
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
 from parsers.fieldmap import FieldMap

@@ -1,7 +1,7 @@
 """The consumer's telemetry as named events: each one structured JSON log line and one metric.
 
-Every event is a small frozen dataclass with ``emit()`` (base and log writer: ``logpipe/events.py``),
-which writes exactly one log record (logger ``logpipe.consumer``, JSON: ``logpipe/json_log.py``)
+Every event is a small frozen dataclass with ``emit()`` (base and log writer: ``logpipe/core/events.py``),
+which writes exactly one log record (logger ``logpipe.consumer``, JSON: ``logpipe/core/json_log.py``)
 and moves exactly one Prometheus metric with fixed labels, so logs and metrics cannot drift apart
 (Vector's ``internal_events``). Per-record events are counted per batch (``RecordsConsumed(topic,
 count)``) so a busy consumer logs per request, not per line; those log at DEBUG. Labels hold bounded
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from logpipe import json_log
-from logpipe.events import Event, EventLog
-from logpipe.json_log import JsonFormatter as JsonFormatter  # re-exported for the consumer's callers
+from logpipe.core import json_log
+from logpipe.core.events import Event, EventLog
+from logpipe.core.json_log import JsonFormatter as JsonFormatter  # re-exported for the consumer's callers
 
 log = logging.getLogger("logpipe.consumer")
 

@@ -1,6 +1,6 @@
 """Access logs (type ``access``): one JSON object per line -> an Elastic Common Schema document.
 
-Fields come from the configured dialect (``logpipe/fields.py``, see ``fieldmap.py``); ``message``
+Fields come from the configured dialect (``logpipe/core/fields.py``, see ``fieldmap.py``); ``message``
 is the original line; ``@timestamp`` is the line's own time (with its offset), else the shipper's
 read time flagged ``timestamp_fallback``. A line that is not a JSON object is :class:`Unparseable`.
 """

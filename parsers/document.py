@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from logpipe.envelope import (
+from logpipe.core.envelope import (
     H_COMPONENT,
     H_CONTAINER,
     H_FILE_ID,

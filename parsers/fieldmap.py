@@ -1,6 +1,6 @@
-"""A :class:`~logpipe.fields.Dialect` compiled once into lookup tables, and its use on one JSON object.
+"""A :class:`~logpipe.core.fields.Dialect` compiled once into lookup tables, and its use on one JSON object.
 
-The same dialect (``logpipe/fields.py``) drives ``logpipe query``, so a field users type there is the
+The same dialect (``logpipe/core/fields.py``) drives ``logpipe query``, so a field users type there is the
 field indexed here. The object's keys are resolved once per key layout into a plan (raw key ->
 the field's handler), cached: lines of one application share a layout, so per line only the values
 are converted. When several raw keys of one field are present the first in the dialect's order wins
@@ -17,7 +17,7 @@ from socket import AF_INET, inet_pton
 from typing import Any
 from urllib.parse import urlsplit
 
-from logpipe.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
+from logpipe.core.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
 from parsers.document import Draft, Path, Setter, setter
 from parsers.extra import TRUNCATED, ExtraLimits, bounded_extra
 from parsers.timestamps import canonical_iso, parse_time

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from logpipe.envelope import H_FILE_ID, H_OFFSET, H_TYPE
-from logpipe.fields import FieldMappingConfig, Unit
+from logpipe.core.envelope import H_FILE_ID, H_OFFSET, H_TYPE
+from logpipe.core.fields import FieldMappingConfig, Unit
 from parsers.access import parse_access
 from parsers.app import parse_app
 from parsers.cri import Reassembler

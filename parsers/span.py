@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from logpipe.fields import NS_PER_UNIT, Unit
+from logpipe.core.fields import NS_PER_UNIT, Unit
 from parsers.document import Draft
 from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
 from parsers.fieldmap import ns_of

@@ -27,8 +27,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from logpipe.config_base import StrictModel
-from logpipe.durations import Duration
+from logpipe.core.config_base import StrictModel
+from logpipe.core.durations import Duration
 from shipper.discovery import DiscoveryConfig
 from shipper.identity import StrategyName
 from shipper.pipeline import PipelineLimits

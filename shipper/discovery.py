@@ -56,8 +56,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from logpipe.config_base import StrictModel
-from logpipe.durations import Duration
+from logpipe.core.config_base import StrictModel
+from logpipe.core.durations import Duration
 from shipper.fs_watch import PathWatcher
 from shipper.pod_meta import PodMetadata, looks_like_uid, parse_log_dir
 from shipper.rules import Rule, Rules

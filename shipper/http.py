@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from logpipe.health_server import HealthServer
+from logpipe.core.health_server import HealthServer
 
 
 class HttpServer(HealthServer):

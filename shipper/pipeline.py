@@ -3,8 +3,8 @@
 The read loop :meth:`Pipeline.append`s what a tailer read; lines collect in one open batch until it
 holds ``batch_max_lines`` lines or ``batch_max_bytes`` bytes, or ``linger`` has passed. A sealed
 batch registers, per stream, the byte range it covers with the stream's
-:class:`~logpipe.acks.OrderedAcks` and is sent; at most ``max_batches_in_flight`` sends run at once.
-Lines travel as :class:`~logpipe.envelope.LineRun` s (one object per read, not per line), cut where a
+:class:`~logpipe.core.acks.OrderedAcks` and is sent; at most ``max_batches_in_flight`` sends run at once.
+Lines travel as :class:`~logpipe.core.envelope.LineRun` s (one object per read, not per line), cut where a
 batch is full; a sink with ``send_runs`` gets them as they are, others get ``LineRecord`` s.
 
 - DELIVERED: ``on_delivered(batch)`` is called; it is the ack path, the only place checkpoints move.
@@ -30,8 +30,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord, LineRun
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRecord, LineRun
 from shipper import telemetry
 from shipper.sinks.base import Sink
 from shipper.tailer import Chunk, Tailer, dead_letter_flags

@@ -31,8 +31,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from logpipe.config_base import StrictModel
-from logpipe.durations import Duration
+from logpipe.core.config_base import StrictModel
+from logpipe.core.durations import Duration
 from shipper.kube_api import KubePod, KubePods
 from shipper.target import PodInfo
 

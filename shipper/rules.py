@@ -32,7 +32,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from logpipe.config_base import StrictModel
+from logpipe.core.config_base import StrictModel
 
 LogType = Literal["access", "app", "stdout", "trace"]
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
-from logpipe.acks import OrderedAcks
+from logpipe.core.acks import OrderedAcks
 from shipper import telemetry
 from shipper.identity import FileView, Fingerprint, IdentityStrategy
 from shipper.registry import Entry, Registry

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from logpipe.acks import OrderedAcks
-from logpipe.envelope import LineRecord, LineRun, SourceMeta
+from logpipe.core.acks import OrderedAcks
+from logpipe.core.envelope import LineRecord, LineRun, SourceMeta
 from shipper import telemetry
 from shipper.identity import Fingerprint
 from shipper.target import FileTarget
@@ -53,7 +53,7 @@ class ReadLimits:
 class Chunk:
     """What one read produced: bytes ``[start, end)`` of the stream and the lines within them.
 
-    The lines come as :class:`~logpipe.envelope.LineRun` s (no object per line). ``runs`` may be
+    The lines come as :class:`~logpipe.core.envelope.LineRun` s (no object per line). ``runs`` may be
     empty (the rest of an over-long line skipped): the range must still be acknowledged so the
     checkpoint can move over it.
     """

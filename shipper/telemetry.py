@@ -1,8 +1,8 @@
 """The shipper's telemetry as named events: each one structured JSON log line and one counter.
 
-Every event is a small frozen dataclass with ``emit()`` (base and log writer: ``logpipe/events.py``);
+Every event is a small frozen dataclass with ``emit()`` (base and log writer: ``logpipe/core/events.py``);
 ``emit`` writes exactly one log record (logger ``logpipe.shipper``, JSON via
-:func:`configure_json_logging` from ``logpipe/json_log.py``) and moves exactly one Prometheus metric
+:func:`configure_json_logging` from ``logpipe/core/json_log.py``) and moves exactly one Prometheus metric
 with fixed labels, so logs and metrics cannot drift apart (Vector's ``internal_events``). Labels
 never hold unbounded values except ``path`` on the per-file lag gauge, which is removed when the
 file is released.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
-from logpipe.events import Event, EventLog
-from logpipe.json_log import JsonFormatter as JsonFormatter  # re-exported: ``logpipe ship`` imports them here
-from logpipe.json_log import configure_json_logging as configure_json_logging
+from logpipe.core.events import Event, EventLog
+from logpipe.core.json_log import JsonFormatter as JsonFormatter  # re-exported: ``logpipe ship`` imports them here
+from logpipe.core.json_log import configure_json_logging as configure_json_logging
 
 log = logging.getLogger("logpipe.shipper")
 

@@ -7,17 +7,17 @@ The contract other tests rely on:
   or reuses one that is already running (started by ``logpipe dev up``, another pytest run, or named
   by ``LOGPIPE_KAFKA_BOOTSTRAP`` / ``LOGPIPE_ES_URL`` / ``LOGPIPE_ALERTMANAGER_URL``). Services started
   here keep running after the session so the next run starts in no time; ``logpipe dev down`` stops them.
-- ``service_manager`` (type it ``logpipe.devservices.outage.OutageControl``): ``.stop(name)`` /
+- ``service_manager`` (type it ``logpipe.dev.services.outage.OutageControl``): ``.stop(name)`` /
   ``.start(name)`` for ``"kafka"``, ``"elasticsearch"`` or ``"alertmanager"`` to test outages. Whatever
   a test stopped is started again (and waited for) when the test ends, so later tests find every
   service running. Skips for services logpipe does not control. Tests in other pytest processes that
-  use services wait while an outage test runs (see ``logpipe/devservices/sharing.py``), so engineers
+  use services wait while an outage test runs (see ``logpipe/dev/services/sharing.py``), so engineers
   sharing one machine do not break each other's runs.
 - ``unique_name``: function-scoped, lowercase ``[a-z0-9-]``, unique per test and run; a valid Kafka topic
   and Elasticsearch index name.
 
 ``LOGPIPE_SERVICES=local|testcontainers|external|auto`` forces how services are provided
-(see ``logpipe/devservices/backend.py``).
+(see ``logpipe/dev/services/backend.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from logpipe.devservices import ServiceBackend, ServiceName, open_backend
-from logpipe.devservices.health import reachable
-from logpipe.devservices.outage import OutageControl
-from logpipe.devservices.paths import DevPaths
-from logpipe.devservices.sharing import ServiceUseLock
+from logpipe.dev.services import ServiceBackend, ServiceName, open_backend
+from logpipe.dev.services.health import reachable
+from logpipe.dev.services.outage import OutageControl
+from logpipe.dev.services.paths import DevPaths
+from logpipe.dev.services.sharing import ServiceUseLock
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from logpipe.demo.podsim import PodSimulator
+from logpipe.dev.demo.podsim import PodSimulator
 
 
 class Pipeline:

@@ -100,7 +100,7 @@ class AlertEngine:
     def from_file(cls, path: str | Path, alertmanager_url: str | None = None) -> AlertEngine:
         """Load and validate a rule file; ``alertmanager_url`` overrides the ``alertmanager`` channel's url.
 
-        Raises :class:`logpipe.config_base.ConfigError` naming the rule, the key and the fix.
+        Raises :class:`logpipe.core.config_base.ConfigError` naming the rule, the key and the fix.
         """
         return cls(load_rule_file(path, alertmanager_url))
 

@@ -1,6 +1,6 @@
 """Field names in rules (short like ``status`` or ECS like ``url.path``) resolved over nested ECS docs.
 
-Rules use the names ``logpipe query --where`` accepts: a short name from :data:`logpipe.fields.AUTO`
+Rules use the names ``logpipe query --where`` accepts: a short name from :data:`logpipe.core.fields.AUTO`
 (``status``, ``path``, ``component``), its ECS name (``http.response.status_code``), or any other
 dotted ECS path (``logpipe.type``, ``kubernetes.node.name``). Documents are nested objects, so
 ``url.path`` reads ``doc["url"]["path"]``; a flat ``"url.path"`` key is read as a fallback.
@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from logpipe.fields import AUTO, NS_PER_UNIT
+from logpipe.core.fields import AUTO, NS_PER_UNIT
 
 Accessor = Callable[[Mapping[str, Any]], Any]
 

@@ -27,7 +27,7 @@ from consumer.alerts.rules import (
     RatioCondition,
     Rule,
 )
-from logpipe.expr import compile_predicate, parse
+from logpipe.core.expr import compile_predicate, parse
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 GroupKey = tuple[tuple[str, str], ...]

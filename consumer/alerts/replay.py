@@ -21,7 +21,7 @@ import orjson
 from consumer.alerts.evaluate import Match, evaluate, tick
 from consumer.alerts.matcher import CompiledRule
 from consumer.alerts.state import RuleState
-from logpipe.envelope import H_COMPONENT, H_NAMESPACE, H_TYPE
+from logpipe.core.envelope import H_COMPONENT, H_NAMESPACE, H_TYPE
 from parsers.line_parser import LineParser
 from parsers.result import Parsed
 

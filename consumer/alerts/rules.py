@@ -24,9 +24,9 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from consumer.alerts.fieldpath import SHORT_NAMES, is_known
-from logpipe.config_base import ConfigError, StrictModel, format_validation_error, read_yaml
-from logpipe.durations import Duration
-from logpipe.expr import ExprError, field_names, parse
+from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, read_yaml
+from logpipe.core.durations import Duration
+from logpipe.core.expr import ExprError, field_names, parse
 
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

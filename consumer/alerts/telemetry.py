@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from logpipe.events import Event, EventLog
+from logpipe.core.events import Event, EventLog
 
 log = logging.getLogger("logpipe.consumer.alerts")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from logpipe.config_base import ConfigError
+from logpipe.core.config_base import ConfigError
 
 if TYPE_CHECKING:
     from consumer.alerts.evaluate import Match

@@ -1,7 +1,7 @@
 """`logpipe config check FILE...` and `logpipe config docs`: validate configuration before a deploy does.
 
 Each kind of file has one model (the shipper's, the consumer's, alert rules: see
-:mod:`logpipe.config_kinds`); the kind is given with ``--kind`` or guessed from the file's keys.
+:mod:`logpipe.tools.config_kinds`); the kind is given with ``--kind`` or guessed from the file's keys.
 Alert rule files are checked by the alerts' own validator, so ``config check`` reports exactly what
 ``logpipe alerts validate`` and ``logpipe consume --rules`` would.
 """
@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 
-from logpipe.config_base import ConfigError, read_yaml
-from logpipe.config_kinds import KINDS
+from logpipe.core.config_base import ConfigError, read_yaml
+from logpipe.tools.config_kinds import KINDS
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -24,7 +24,7 @@ __all__ = ["KINDS", "app", "check_file", "guess_kind"]
 
 def _fit(model: type[BaseModel], data: dict[Any, Any]) -> int:
     """How well ``data``'s keys fit ``model``: +1 per known key (recursively), -1 per unknown or misshapen one."""
-    from logpipe.config_docs import field_meta, nested_models, yaml_key
+    from logpipe.dev.config_docs import field_meta, nested_models, yaml_key
 
     fields = {yaml_key(name, info): info for name, info in model.model_fields.items()}
     score = 0
@@ -162,7 +162,7 @@ def docs(
     ] = False,
 ) -> None:
     """Print the configuration reference (docs/CONFIG.md), generated from the models."""
-    from logpipe.config_docs import REGENERATE, render
+    from logpipe.dev.config_docs import REGENERATE, render
 
     text = render()
     if check_only:

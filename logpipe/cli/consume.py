@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from logpipe.config_base import ConfigError
+from logpipe.core.config_base import ConfigError
 
 if TYPE_CHECKING:
     from consumer.config import ConsumerConfig

@@ -11,6 +11,6 @@ def demo(
     work_dir: Annotated[str | None, typer.Option(help="Folder for the generated pod tree, registry and logs.")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the work folder afterwards.")] = False,
 ) -> None:
-    from logpipe.demo.run import main
+    from logpipe.dev.demo.run import main
 
     raise typer.Exit(main(work_dir, keep))

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from logpipe.devservices.errors import DevServiceError
-from logpipe.devservices.manager import ServiceManager, ServiceStatus
+from logpipe.dev.services.errors import DevServiceError
+from logpipe.dev.services.manager import ServiceManager, ServiceStatus
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -78,7 +78,7 @@ def search(
 ) -> None:
     """Search logs in Elasticsearch; exit 0 with hits, 1 without, 2 on an error (like grep)."""
     # Imported here: the Elasticsearch client costs ~0.2 s to import, which other verbs need not pay.
-    from logpipe.search.search_command import SearchOptions, run
+    from logpipe.tools.search.search_command import SearchOptions, run
 
     options = SearchOptions(
         text=query,

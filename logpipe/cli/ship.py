@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from logpipe.config_base import ConfigError, format_validation_error, load_model
+from logpipe.core.config_base import ConfigError, format_validation_error, load_model
 
 
 def ship(

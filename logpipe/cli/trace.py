@@ -21,7 +21,7 @@ def trace(
     color: Annotated[Colour, typer.Option("--color", help="auto (on a terminal), always, never.")] = Colour.auto,
 ) -> None:
     """Show the spans (a tree by parent, with durations) and log lines of one trace; exit 1 if none."""
-    from logpipe.search.trace_command import TraceOptions, run  # lazily: see logpipe/cli/search.py
+    from logpipe.tools.search.trace_command import TraceOptions, run  # lazily: see logpipe/cli/search.py
 
     options = TraceOptions(
         trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord, LineRun
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRecord, LineRun
 
 
 class Sink(Protocol):
@@ -53,5 +53,5 @@ class RunSink(Sink, Protocol):
     """
 
     async def send_runs(self, runs: Sequence[LineRun]) -> BatchStatus:
-        """Deliver the lines of ``runs`` (see :class:`~logpipe.envelope.LineRun`); like ``send``."""
+        """Deliver the lines of ``runs`` (see :class:`~logpipe.core.envelope.LineRun`); like ``send``."""
         ...

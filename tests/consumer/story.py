@@ -33,7 +33,7 @@ from elasticsearch import AsyncElasticsearch
 from consumer.config import ConsumerConfig
 from consumer.index_templates import remove_templates
 from consumer.service import ConsumerService
-from logpipe.envelope import LineRecord, SourceMeta, document_id
+from logpipe.core.envelope import LineRecord, SourceMeta, document_id
 
 
 class ConsumerStory:

@@ -11,7 +11,7 @@ import orjson
 
 from consumer.bulk import BulkBatcher, build_request, index_name, ingested_now, utc_day
 from consumer.work import Work
-from logpipe.envelope import document_id
+from logpipe.core.envelope import document_id
 
 
 def work(i: int, doc: dict[str, Any] | None = None, raw: bytes = b"line") -> Work:

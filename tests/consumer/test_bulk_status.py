@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consumer.bulk_status import bulk_item_outcomes, status_of_code
-from logpipe.delivery import BatchStatus
+from logpipe.core.delivery import BatchStatus
 
 MIXED = {
     "took": 30,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from consumer.config import DEFAULT_TOPICS, ConsumerConfig, load_consumer_config
-from logpipe.config_base import ConfigError
+from logpipe.core.config_base import ConfigError
 
 
 def test_no_file_means_the_local_defaults() -> None:

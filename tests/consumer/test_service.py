@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from consumer.deadletter import H_DLQ_REASON, H_DLQ_SOURCE, H_DLQ_STAGE
-from logpipe.envelope import H_FILE_ID, H_OFFSET, decode_headers, document_id
+from logpipe.core.envelope import H_FILE_ID, H_OFFSET, decode_headers, document_id
 from parsers import LineParser, Parsed
 from tests.consumer.story import ConsumerStory
 

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from consumer import telemetry
-from logpipe.json_log import JsonFormatter
+from logpipe.core.json_log import JsonFormatter
 from tests.logpipe.event_capture import as_json, records_of
 
 

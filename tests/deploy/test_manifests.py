@@ -13,7 +13,7 @@ import yaml
 
 from consumer.alerts.rules import load_rule_file
 from consumer.config import ConsumerConfig
-from logpipe.config_base import load_model
+from logpipe.core.config_base import load_model
 from shipper.config import ShipperConfig
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import orjson
 
-from logpipe.json_log import JsonFormatter
+from logpipe.core.json_log import JsonFormatter
 
 
 class Collect(logging.Handler):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from logpipe.fields import FieldMappingConfig
+from logpipe.core.fields import FieldMappingConfig
 from parsers import LineParser
 from tests.parsers.stories import headers
 from tests.parsers.test_access import FRAMEWORK_LINE, NGINX_LINE

@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from logpipe.fields import FieldMappingConfig
+from logpipe.core.fields import FieldMappingConfig
 from parsers import ExtraLimits, LineParser, TimeWindow, Unparseable
 from tests.parsers.stories import field, headers, parse_doc, parsed
 

@@ -2,7 +2,7 @@
 
 For ANY record, ``AccessEncoder.encode(value, headers, ingested)`` must be None (the caller then runs the
 Python path) or exactly what the consumer's Python path makes of it: ``LineParser.parse`` ->
-``consumer.bulk.index_name`` / ``logpipe.envelope.document_id`` -> ``consumer.bulk.encode_item``
+``consumer.bulk.index_name`` / ``logpipe.core.envelope.document_id`` -> ``consumer.bulk.encode_item``
 (:func:`reference`). Same index, same ``_id``, the same action line bytes and the same document, compared
 strictly: same keys, same JSON types (int vs float vs str vs bool), same list order (flags), key order free.
 
@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 from consumer.bulk import encode_item, index_name
 from consumer.work import Work
-from logpipe.envelope import (
+from logpipe.core.envelope import (
     H_COMPONENT,
     H_CONTAINER,
     H_FILE_ID,
@@ -56,7 +56,7 @@ from logpipe.envelope import (
     decode_headers,
     document_id,
 )
-from logpipe.fields import AUTO, FRAMEWORK, NGINX, FieldMappingConfig
+from logpipe.core.fields import AUTO, FRAMEWORK, NGINX, FieldMappingConfig
 from parsers import access_encoder
 from parsers.access_encoder import AccessEncoder
 from parsers.document import DEFAULT_WINDOW, TimeWindow

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from consumer.bulk import encode_item
 from consumer.work import Work
-from logpipe.envelope import document_id
+from logpipe.core.envelope import document_id
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder
 from parsers.document import TimeWindow
 from parsers.extra import ExtraLimits

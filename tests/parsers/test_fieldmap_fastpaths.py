@@ -9,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpipe.fields import FieldMappingConfig
+from logpipe.core.fields import FieldMappingConfig
 from parsers import ExtraLimits, LineParser, Parsed
 from parsers.extra import ExtraBuilder, bounded_extra
 from parsers.fieldmap import _valid_ip

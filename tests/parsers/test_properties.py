@@ -9,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpipe.fields import FieldMappingConfig
+from logpipe.core.fields import FieldMappingConfig
 from parsers import ExtraLimits, LineParser, Parsed, Partial, Unparseable
 from tests.parsers.stories import field, headers
 

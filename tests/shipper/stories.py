@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRecord
 from shipper.agent import Agent
 from shipper.config import ShipperConfig
 from shipper.target import FileTarget, PodInfo

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from logpipe.demo.podsim import PodSimulator, SimPod
-from logpipe.devservices.sls import SlsServer
-from logpipe.devservices.sls.server import StoredLog
+from logpipe.dev.demo.podsim import PodSimulator, SimPod
+from logpipe.dev.services.sls import SlsServer
+from logpipe.dev.services.sls.server import StoredLog
 from shipper.agent import Agent
 from shipper.config import ShipperConfig
 from shipper.sinks.sls.sink import SlsSink

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from logpipe.cli.ship import apply_overrides
-from logpipe.config_base import format_validation_error, load_model
+from logpipe.core.config_base import format_validation_error, load_model
 from shipper.agent import Agent
 from shipper.config import KafkaSinkChoice, ShipperConfig
 from shipper.sinks.kafka.sink import KafkaSink

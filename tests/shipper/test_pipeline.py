@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from logpipe.core.delivery import BatchStatus
 from tests.shipper.stories import ShipperEnv
 
 
@@ -21,12 +22,12 @@ async def test_acks_out_of_order_move_the_checkpoint_only_over_the_contiguous_pr
     for i in (2, 1):
         batch, fut = held[i]
         env.sink.delivered.extend(batch)
-        fut.set_result(__import__("logpipe.delivery").delivery.BatchStatus.DELIVERED)
+        fut.set_result(BatchStatus.DELIVERED)
     await asyncio.sleep(0.01)
     env.expect_offset("app.log", 0)
     batch, fut = held[0]
     env.sink.delivered.extend(batch)
-    fut.set_result(__import__("logpipe.delivery").delivery.BatchStatus.DELIVERED)
+    fut.set_result(BatchStatus.DELIVERED)
     await asyncio.sleep(0.01)
     env.expect_offset("app.log", sum(len(x) + 1 for x in lines))
 

@@ -6,8 +6,8 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRun
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRun
 from tests.shipper.stories import MemorySink, ShipperEnv
 
 
@@ -79,7 +79,7 @@ async def test_errored_run_batches_are_sent_again(tmp_path: Path) -> None:
 
 
 def test_split_run_offsets_follow_the_lines() -> None:
-    from logpipe.envelope import SourceMeta
+    from logpipe.core.envelope import SourceMeta
     m = SourceMeta("n", "ns", "p", "u", "c", "comp", "app", "/a.log", "fid")
     run = LineRun(m, 100, [b"ab", b"", b"cde", b"f"], 5, 6)
     head, tail = run.split(2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logpipe.config_base import ConfigError, validate_mapping
+from logpipe.core.config_base import ConfigError, validate_mapping
 from shipper.rules import Rules, RulesConfig
 
 DEFAULT = Rules.from_config()

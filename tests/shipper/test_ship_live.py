@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from logpipe.envelope import decode_headers
+from logpipe.core.envelope import decode_headers
 from tests.shipper.live import Shipper, Tree, collect
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from logpipe.json_log import JsonFormatter
+from logpipe.core.json_log import JsonFormatter
 from shipper import telemetry
 from tests.logpipe.event_capture import as_json, records_of
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from logpipe.config_base import StrictModel
-from logpipe.durations import Duration
+from logpipe.core.config_base import StrictModel
+from logpipe.core.durations import Duration
 
 
 class KafkaSinkConfig(StrictModel):

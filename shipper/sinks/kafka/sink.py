@@ -4,7 +4,7 @@ This is the only module that talks to aiokafka. :meth:`KafkaSink.send` groups a 
 by topic and partition (the key is the Component, partitioned with Kafka's murmur2 like every other
 client, so one service's lines stay ordered in one partition), builds record batches directly
 (``create_batch``/``send_batch``: no per-record future), and returns one
-:class:`~logpipe.delivery.BatchStatus` once every record batch is acknowledged by all in-sync
+:class:`~logpipe.core.delivery.BatchStatus` once every record batch is acknowledged by all in-sync
 replicas, or failed.
 
 Record value: the original line bytes. Headers: the line's :meth:`LineRecord.headers`, built with
@@ -35,9 +35,9 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import murmur2
 
-from logpipe import envelope as ev
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord, LineRun, SourceMeta
+from logpipe.core import envelope as ev
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRecord, LineRun, SourceMeta
 from shipper.sinks.kafka.config import KafkaSinkConfig
 from shipper.sinks.kafka.records import CODECS, EncodedBatch, RunHeaders, compressor, encode_headers, encode_run
 

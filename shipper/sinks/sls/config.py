@@ -2,7 +2,7 @@
 
 Credentials: ``access_key_id`` and ``access_key_secret`` may be written in the file, but the secret
 is better given in the environment variable named by ``access_key_secret_env``. With neither, the
-dev server's key (``logpipe dev`` / ``logpipe/devservices/sls_server.py``) is used, so a local run
+dev server's key (``logpipe dev`` / ``logpipe/dev/services/sls_server.py``) is used, so a local run
 needs no configuration.
 """
 
@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from logpipe.config_base import StrictModel
-from logpipe.durations import Duration
+from logpipe.core.config_base import StrictModel
+from logpipe.core.durations import Duration
 
 DEV_ACCESS_KEY_ID = "logpipe-dev"
 DEV_ACCESS_KEY_SECRET = "logpipe-dev-secret"  # the local dev server's key: not a credential

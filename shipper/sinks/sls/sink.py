@@ -29,8 +29,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord, SourceMeta
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRecord, SourceMeta
 from shipper.sinks.sls.config import SlsSinkConfig
 from shipper.sinks.sls.service import LogEntry, LogGroupRequest, SlsRequestError, SlsService
 

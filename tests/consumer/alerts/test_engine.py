@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from consumer.alerts.engine import AlertEngine
-from logpipe.config_base import ConfigError
+from logpipe.core.config_base import ConfigError
 from tests.consumer.alerts.conftest import Recorder
 from tests.consumer.alerts.docs import ecs, rule_file
 

@@ -15,7 +15,7 @@ from consumer.alerts.rules import (
     load_rule_file,
     validate_rule_file,
 )
-from logpipe.config_base import ConfigError
+from logpipe.core.config_base import ConfigError
 
 CONTRACT = """
 channels:

@@ -1,5 +1,5 @@
 """The CLI tests reuse the search fixtures (log indices under the consumer's templates)."""
 
-from tests.logpipe.search.conftest import store
+from tests.logpipe.tools.search.conftest import store
 
 __all__ = ["store"]

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from logpipe.cli.main import app
-from logpipe.config_docs import render
+from logpipe.dev.config_docs import render
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = {"shipper": ROOT / "examples" / "shipper.yaml", "consumer": ROOT / "examples" / "consumer.yaml",
@@ -178,4 +178,4 @@ def test_config_docs_prints_the_reference_and_check_spots_a_stale_copy(tmp_path:
     out.write_text(render().replace("| `log_level` |", "| `loglevel` |", 1), encoding="utf-8")
     stale = runner.invoke(app, ["config", "docs", "--check", "-o", str(out)])
     assert stale.exit_code == 1
-    assert "is out of date — fix: run `python -m logpipe.config_docs > docs/CONFIG.md`" in stale.stderr
+    assert "is out of date — fix: run `python -m logpipe.dev.config_docs > docs/CONFIG.md`" in stale.stderr

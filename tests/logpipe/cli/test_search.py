@@ -12,7 +12,7 @@ import sys
 import orjson
 import pytest
 
-from tests.logpipe.search.stories import LogStore, minutes_ago
+from tests.logpipe.tools.search.stories import LogStore, minutes_ago
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.logpipe.cli.test_search import logpipe
-from tests.logpipe.search.stories import LogStore, minutes_ago
+from tests.logpipe.tools.search.stories import LogStore, minutes_ago
 
 pytestmark = pytest.mark.integration
 

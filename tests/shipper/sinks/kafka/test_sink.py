@@ -8,8 +8,8 @@ import os
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from logpipe.delivery import BatchStatus
-from logpipe.envelope import LineRecord, LineRun, SourceMeta, decode_headers
+from logpipe.core.delivery import BatchStatus
+from logpipe.core.envelope import LineRecord, LineRun, SourceMeta, decode_headers
 from shipper.sinks.kafka.config import KafkaSinkConfig
 from shipper.sinks.kafka.sink import KafkaSink, _HeaderCache, record_headers
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aliyun.log import LogClient
 
-from logpipe.envelope import LineRecord, SourceMeta
+from logpipe.core.envelope import LineRecord, SourceMeta
 
 
 def meta(pod: str = "cart-1", log_type: str = "access", namespace: str = "shop") -> SourceMeta:

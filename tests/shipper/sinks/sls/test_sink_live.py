@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from logpipe.delivery import BatchStatus
-from logpipe.devservices.sls import SlsServer
+from logpipe.core.delivery import BatchStatus
+from logpipe.dev.services.sls import SlsServer
 from shipper.sinks.sls.config import SlsSinkConfig
 from shipper.sinks.sls.service import SlsRequestError
 from shipper.sinks.sls.sink import SlsSink

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from logpipe.config_base import ConfigError, validate_mapping
-from logpipe.delivery import BatchStatus
+from logpipe.core.config_base import ConfigError, validate_mapping
+from logpipe.core.delivery import BatchStatus
 from shipper.sinks.base import Sink
 from shipper.sinks.sls.config import SlsSinkConfig
 from shipper.sinks.sls.service import SlsRequestError

@@ -14,8 +14,8 @@ from aliyun.log.auth import AuthV1
 from aliyun.log.credentials import StaticCredentialsProvider
 from aliyun.log.proto import LogGroupRaw
 
-from logpipe.devservices.sls import SlsServer
-from logpipe.devservices.sls.auth import verify
+from logpipe.dev.services.sls import SlsServer
+from logpipe.dev.services.sls.auth import verify
 from tests.shipper.sinks.sls.stories import sdk_client
 
 KEY_ID, SECRET = "ak-1", "secret-1"

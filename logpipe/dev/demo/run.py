@@ -1,0 +1,259 @@
+"""`logpipe demo`: the whole pipeline on one machine, end to end, with real services.
+
+pod logs (a generated kubelet-shaped tree) → ``logpipe ship`` → Kafka → ``logpipe consume`` →
+Elasticsearch (+ an alert rule evaluated on the stream → Alertmanager) → ``logpipe search``,
+``logpipe query``, ``logpipe trace`` and ``logpipe alerts list`` on the results.
+
+Each step runs the real CLI as a subprocess, so what the demo prints is what an operator would type.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logpipe.dev.demo.podsim import PodSimulator
+from logpipe.dev.services import open_backend
+
+RULES = """\
+channels:
+  alertmanager: {type: alertmanager, url: http://127.0.0.1:9093}
+rules:
+  - name: demo-pay-5xx
+    description: payment gateway errors with a refused upstream connection
+    severity: critical
+    match:
+      components: [pay-gw]
+      keywords: ["connection refused"]
+    condition: {count: 3, within: 1m}
+    group_by: [service.name]
+    realert: 5m
+    labels: {team: pay, demo: "%(run)s"}
+    annotations: {summary: "{{count}} refused upstream connections in {{service.name}}"}
+    channels: [alertmanager]
+"""
+
+
+@dataclass
+class Demo:
+    """One run of the demo in its own work folder, with its own topics' consumer group."""
+
+    work: Path
+    say: Callable[[str], None] = print
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S"))
+
+    @property
+    def node(self) -> str:
+        """This run's node name: every document of the run carries it, so counts ignore earlier runs."""
+        return f"demo-node-{self.run_id}"
+
+    def logpipe(self, *args: str, check: bool = False, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "logpipe.cli.main", *args]
+        self.say("$ logpipe " + " ".join(_quote(a) for a in args))
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if not quiet:
+            out = res.stdout.rstrip()
+            if out:
+                self.say(out)
+        if res.returncode not in (0, 1) or (check and res.returncode != 0):
+            self.say(res.stderr.rstrip())
+            raise RuntimeError(f"logpipe {args[0]} exited {res.returncode}")
+        return res
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.work / f"{name}.log", "wb")
+        self.say(f"$ logpipe {' '.join(_quote(a) for a in args)} &   # log: {self.work / (name + '.log')}")
+        p = subprocess.Popen([sys.executable, "-m", "logpipe.cli.main", *args], stdout=log, stderr=log)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def run(self) -> int:
+        say = self.say
+        say("== 1. local services (Kafka 4 KRaft, Elasticsearch 9, Alertmanager)")
+        _show_service_progress()  # a first run downloads and starts them: say so rather than sit silent
+        backend = open_backend()
+        kafka = backend.ensure("kafka")
+        es = backend.ensure("elasticsearch")
+        am = backend.ensure("alertmanager")
+        say(f"   kafka {kafka}   elasticsearch {es}   alertmanager {am}")
+
+        pods_root, logs_root = self.work / "pods", self.work / "logs"
+        sim = PodSimulator(pods_root, logs_root, seed=int(self.run_id[-6:]))
+        pay = sim.add_pod("pay-gw")
+        orders = sim.add_pod("orders")
+        users = sim.add_pod("users", namespace="accounts")
+        rules = self.work / "rules.yaml"
+        rules.write_text(RULES % {"run": self.run_id})
+
+        say("\n== 2. the shipper (node agent) and the consumer (indexer + alert rules)")
+        self.spawn(
+            "shipper",
+            "ship",
+            "--pods-root",
+            str(pods_root),
+            "--logs-root",
+            str(logs_root),
+            "--registry",
+            str(self.work / "registry.json"),
+            "--kafka-bootstrap",
+            kafka,
+            "--node-name",
+            self.node,
+            "--http-port",
+            "0",
+        )
+        self.spawn(
+            "consumer",
+            "consume",
+            "--kafka-bootstrap",
+            kafka,
+            "--es-url",
+            es,
+            "--group-id",
+            f"logpipe-demo-{self.run_id}",
+            "--http-port",
+            "0",
+            "--rules",
+            str(rules),
+            "--alertmanager-url",
+            am,
+        )
+
+        say("\n== 3. pods write logs")
+        trace_id = f"{int(self.run_id):032x}"
+        for pod in (pay, orders, users):
+            sim.write_access(pod, 200)
+        sim.write_access(pay, 1, path="/api/pay", status=200, trace_id=trace_id)
+        root = sim.write_span(pay, trace_id, "POST /api/pay", duration_ms=48)
+        sim.write_span(orders, trace_id, "GET /api/orders", parent=root, duration_ms=11)
+        sim.write_stdout(orders, ["INFO started orders service", '{"level":"warn","msg":"slow query","ms":812}'])
+        sim.write_stdout(
+            pay, [f"ERROR upstream bank-api: connection refused (attempt {i})" for i in range(1, 6)], stream="stderr"
+        )
+        expected = sum(sum(p.written.values()) for p in (pay, orders, users))
+        say(f"   3 pods, {expected} lines (access, CRI stdout, spans) under {self.work}")
+
+        say("\n== 4. waiting until every line is searchable in Elasticsearch")
+        got = _wait_for_count(es, self.node, expected, timeout=120)
+        say(f"   {got} documents from node {self.node} for {expected} lines written")
+        if got != expected:
+            say("   lines lost or duplicated: see shipper.log and consumer.log in " + str(self.work))
+            return 1
+
+        say("\n== 5. search one Component's logs")
+        self.logpipe(
+            "search", "connection refused", "--component", "pay-gw", "--since", "15m", "--limit", "3", "--es-url", es
+        )
+        say("\n== 6. analyse the access logs on disk")
+        self.logpipe(
+            "query",
+            str(pods_root / "*/volumes/kubernetes.io~empty-dir/logs/access.log"),
+            "--where",
+            "status>=200",
+            "--by",
+            "path",
+            "--agg",
+            "count,p99(request_time)",
+            "--top",
+            "4",
+            "--format",
+            "table",
+        )
+        say("\n== 7. one trace across Components")
+        self.logpipe("trace", trace_id, "--es-url", es)
+        say("\n== 8. the keyword alert, as Alertmanager has it")
+        fired = _wait_for_alert(am, "demo-pay-5xx", self.run_id, timeout=60)
+        self.logpipe("alerts", "list", "--rules", str(rules), "--alertmanager-url", am)
+        if not fired:
+            say("   the alert did not reach Alertmanager: see consumer.log")
+            return 1
+        say("\nThe pipeline works end to end. Services keep running; `logpipe dev down` stops them.")
+        return 0
+
+
+def _show_service_progress() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("   %(message)s"))
+    manager_log = logging.getLogger("logpipe.dev.services.manager")
+    manager_log.addHandler(handler)
+    manager_log.setLevel(logging.INFO)
+
+
+def _quote(a: str) -> str:
+    return a if a and all(c.isalnum() or c in "-_./:=,@" for c in a) else "'" + a.replace("'", "'\\''") + "'"
+
+
+def _http_json(url: str, body: Mapping[str, Any] | None = None) -> Any:
+    req = urllib.request.Request(
+        url, data=orjson.dumps(body) if body is not None else None, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return orjson.loads(resp.read())
+
+
+def _wait_for_count(es: str, node: str, expected: int, timeout: float) -> int:
+    """Documents of this run (by node name) once ``expected`` arrived and a second passed with no more."""
+    deadline = time.monotonic() + timeout
+    count = 0
+    query = {"query": {"term": {"kubernetes.node.name": node}}}
+    while time.monotonic() < deadline:
+        try:
+            res = _http_json(f"{es}/logpipe-*/_count?ignore_unavailable=true", query)
+            count = int(res["count"]) if isinstance(res, dict) else 0
+        except OSError:
+            count = 0
+        if count >= expected:
+            time.sleep(1.5)  # a duplicate would still be on its way: give it the time to show
+            res = _http_json(f"{es}/logpipe-*/_count?ignore_unavailable=true", query)
+            return int(res["count"])
+        time.sleep(1)
+    return count
+
+
+def _wait_for_alert(am: str, name: str, run_id: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            alerts = _http_json(f"{am}/api/v2/alerts?filter=alertname%3D%22{name}%22")
+        except OSError:
+            alerts = []
+        if isinstance(alerts, list) and any(a.get("labels", {}).get("demo") == run_id for a in alerts):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def main(work_dir: str | None = None, keep: bool = False) -> int:
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="logpipe-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    demo = Demo(work)
+    try:
+        return demo.run()
+    finally:
+        demo.stop_all()
+        if not keep and work_dir is None and os.environ.get("LOGPIPE_DEMO_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,305 @@
+"""The local SLS HTTP server (aiohttp): the requests the SDK sends, answered like the service does.
+
+Endpoints (project from the ``Host`` header, ``<project>.<endpoint host>``):
+
+* ``POST /logstores/{logstore}/shards/lb`` (and ``/shards/route``): PutLogs. Checks the signature,
+  ``Content-MD5``, decompresses (``x-log-compresstype``: lz4, deflate, zstd or none) to exactly
+  ``x-log-bodyrawsize`` bytes, parses the protobuf ``LogGroup`` with the SDK's own class, stores it.
+* ``GET /logstores``: ListLogStores; ``GET /logstores/{logstore}/shards``: ListShards (one shard, 0);
+* ``GET /logstores/{logstore}/shards/0?type=cursor&from=begin|end|<ts>``: GetCursor;
+* ``GET /logstores/{logstore}/shards/0?type=log&cursor=..&count=..``: PullLogs, a ``LogGroupList``
+  (lz4 when asked by ``Accept-Encoding``) with ``x-log-cursor``/``x-log-count``/``x-log-bodyrawsize``.
+
+Errors are the service's JSON ``{"errorCode": ..., "errorMessage": ...}`` with its HTTP status. Tests
+can make the next requests fail (:meth:`SlsServer.fail_next`) and read what was stored
+(:meth:`SlsServer.logs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import itertools
+import time
+import uuid
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lz4.block
+from aiohttp import web
+from aliyun.log.proto import LogGroupListRaw, LogGroupRaw
+
+from logpipe.dev.services.sls.auth import verify
+from logpipe.dev.services.sls.store import Store, decode_cursor, encode_cursor
+
+DEV_KEYS = {"logpipe-dev": "logpipe-dev-secret"}  # the shipper's default key (shipper/sinks/sls/config.py)
+MAX_RAW_BODY = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLog:
+    """One stored log, flattened as SLS shows it (``__tag__:<key>`` for the group's tags)."""
+
+    time: int
+    time_ns: int
+    topic: str
+    source: str
+    tags: dict[str, str]
+    contents: dict[str, bytes]
+
+
+class SlsError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(f"{code}: {message}")
+
+
+def _decompress(body: bytes, kind: str, raw_size: int) -> bytes:
+    if kind in ("", "none"):
+        return body
+    if kind == "lz4":
+        return bytes(lz4.block.decompress(body, uncompressed_size=raw_size))
+    if kind == "deflate":
+        return zlib.decompress(body)
+    if kind == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(body, max_output_size=raw_size)
+    raise SlsError(400, "InvalidCompressType", f"unsupported x-log-compresstype {kind!r}")
+
+
+class SlsServer:
+    """An in-memory SLS on 127.0.0.1; ``keys`` maps AccessKey ids to secrets."""
+
+    def __init__(
+        self,
+        keys: Mapping[str, str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        auto_create: bool = True,
+    ) -> None:
+        self.keys = dict(keys or DEV_KEYS)
+        self.host = host
+        self.port = port
+        self.store = Store(auto_create=auto_create)
+        self.requests = 0
+        self.put_compressions: list[str] = []  # x-log-compresstype of every accepted PutLogs
+        self._faults: list[tuple[int, str, str]] = []
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_post("/logstores/{logstore}/shards/{mode}", self._put_logs)
+        self.app.router.add_get("/logstores", self._list_logstores)
+        self.app.router.add_get("/logstores/{logstore}/shards", self._list_shards)
+        self.app.router.add_get("/logstores/{logstore}/shards/{shard}", self._shard_get)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        """Listen (``port=0`` picks a free port); returns the endpoint URL."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if self.port == 0 and server is not None:
+            sockets = getattr(server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1]
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def fail_next(self, count: int, status: int = 503, code: str = "ServerBusy", message: str = "injected") -> None:
+        """Answer the next ``count`` requests with this error (before any other check)."""
+        self._faults.extend([(status, code, message)] * count)
+
+    def logs(self, project: str, logstore: str) -> list[StoredLog]:
+        """Everything stored in a logstore, in order."""
+        store = self.store.projects.get(project, {}).get(logstore)
+        out: list[StoredLog] = []
+        for raw in store.groups if store else ():
+            group = LogGroupRaw()
+            group.ParseFromString(raw)
+            tags = {f"__tag__:{t.Key}": t.Value for t in group.LogTags}
+            for entry in group.Logs:
+                contents = {c.Key: bytes(c.Value) for c in entry.Contents}
+                out.append(StoredLog(entry.Time, entry.Time_ns, group.Topic, group.Source, tags, contents))
+        return out
+
+    # -- request handling ------------------------------------------------------------------------
+
+    def _check(self, request: web.Request) -> str:
+        """Fault injection, then the signature; returns the project named by the Host header."""
+        self.requests += 1
+        if self._faults:
+            status, code, message = self._faults.pop(0)
+            raise SlsError(status, code, message)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        error = verify(request.method, request.path, dict(request.query), headers, self.keys)
+        if error is not None:
+            raise SlsError(error.status, error.code, error.message)
+        host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get("host", "").startswith("[") else ""
+        project = host.split(".", 1)[0] if "." in host and not _is_ip(host) else ""
+        if not project:
+            raise SlsError(400, "ProjectNotExist", f"no project in the Host header {headers.get('host')!r}")
+        if not self.store.project_exists(project):
+            raise SlsError(404, "ProjectNotExist", f"The Project does not exist : {project}")
+        return project
+
+    def _logstore(self, project: str, name: str) -> Any:
+        store = self.store.get(project, name)
+        if store is None:
+            raise SlsError(404, "LogStoreNotExist", f"logstore {name} does not exist")
+        return store
+
+    @staticmethod
+    def _error(exc: SlsError) -> web.Response:
+        return web.json_response(
+            {"errorCode": exc.code, "errorMessage": exc.message},
+            status=exc.status,
+            headers={"x-log-requestid": uuid.uuid4().hex.upper()[:24]},
+        )
+
+    @staticmethod
+    def _ok(**kwargs: Any) -> dict[str, str]:
+        return {"x-log-requestid": uuid.uuid4().hex.upper()[:24], **kwargs}
+
+    async def _put_logs(self, request: web.Request) -> web.Response:
+        try:
+            project = self._check(request)
+            if request.match_info["mode"] not in ("lb", "route"):
+                raise SlsError(400, "ParameterInvalid", "use /shards/lb or /shards/route")
+            body = await request.read()
+            md5 = request.headers.get("Content-MD5", "")
+            if md5 and hashlib.md5(body).hexdigest().upper() != md5.upper():
+                raise SlsError(400, "InvalidContentMD5", "Content-MD5 does not match the body")
+            raw_size_text = request.headers.get("x-log-bodyrawsize", "")
+            if not raw_size_text.isdigit():
+                raise SlsError(400, "PostBodyInvalid", "missing or invalid x-log-bodyrawsize")
+            raw_size = int(raw_size_text)
+            if raw_size > MAX_RAW_BODY:
+                raise SlsError(413, "PostBodyTooLarge", f"body of {raw_size} bytes exceeds {MAX_RAW_BODY}")
+            kind = request.headers.get("x-log-compresstype", "").lower()
+            try:
+                raw = _decompress(body, kind, raw_size)
+            except SlsError:
+                raise
+            except Exception as exc:
+                raise SlsError(400, "PostBodyInvalid", f"cannot decompress the body ({kind}): {exc}") from None
+            if len(raw) != raw_size:
+                raise SlsError(400, "PostBodyInvalid", f"x-log-bodyrawsize {raw_size} != {len(raw)} bytes")
+            group = LogGroupRaw()
+            try:
+                group.ParseFromString(raw)
+            except Exception as exc:
+                raise SlsError(400, "PostBodyInvalid", f"the body is not a LogGroup: {exc}") from None
+            store = self._logstore(project, request.match_info["logstore"])
+            peer = request.remote or ""
+            now = int(time.time())
+            group.LogTags.add(Key="__client_ip__", Value=peer)
+            group.LogTags.add(Key="__receive_time__", Value=str(now))
+            self.put_compressions.append(kind or "none")
+            store.groups.append(group.SerializeToString())
+            store.received.append(now)
+            return web.Response(status=200, headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _list_logstores(self, request: web.Request) -> web.Response:
+        try:
+            project = self._check(request)
+            names = sorted(self.store.projects.get(project, {}))
+            offset = int(request.query.get("offset", "0") or 0)
+            size = int(request.query.get("size", "100") or 100)
+            page = names[offset : offset + size]
+            body = {"count": len(page), "total": len(names), "logstores": page}
+            return web.json_response(body, headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _list_shards(self, request: web.Request) -> web.Response:
+        try:
+            project = self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            shard = {
+                "shardID": 0,
+                "status": "readwrite",
+                "inclusiveBeginKey": "0" * 32,
+                "exclusiveEndKey": "f" * 32,
+                "createTime": store.created,
+            }
+            return web.json_response([shard], headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _shard_get(self, request: web.Request) -> web.Response:
+        try:
+            project = self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            if request.match_info["shard"] != "0":
+                raise SlsError(400, "ShardNotExist", f"shard {request.match_info['shard']} does not exist")
+            kind = request.query.get("type")
+            if kind == "cursor":
+                position = self.store.cursor_at(store, request.query.get("from", ""))
+                if position is None:
+                    raise SlsError(400, "ParameterInvalid", "from must be begin, end or a unix time")
+                return web.json_response({"cursor": encode_cursor(position)}, headers=self._ok())
+            if kind == "log":
+                return self._pull(request, store)
+            raise SlsError(400, "ParameterInvalid", f"unsupported type {kind!r}")
+        except SlsError as exc:
+            return self._error(exc)
+
+    def _pull(self, request: web.Request, store: Any) -> web.Response:
+        start = decode_cursor(request.query.get("cursor", ""))
+        if start is None or start > len(store.groups):
+            raise SlsError(400, "InvalidCursor", "the cursor is invalid or out of range")
+        count_text = request.query.get("count", "1000")
+        count = int(count_text) if count_text.isdigit() else 1000
+        end = decode_cursor(request.query.get("end_cursor", "")) if "end_cursor" in request.query else None
+        stop = min(len(store.groups), start + count, end if end is not None else len(store.groups))
+        stop = max(stop, start)
+        out = LogGroupListRaw()
+        for raw in itertools.islice(store.groups, start, stop):
+            out.LogGroups.add().ParseFromString(raw)
+        raw_body = out.SerializeToString()
+        headers = self._ok(
+            **{
+                "x-log-cursor": encode_cursor(stop),
+                "x-log-count": str(stop - start),
+                "x-log-bodyrawsize": str(len(raw_body)),
+                "Content-Type": "application/x-protobuf",
+            }
+        )
+        body = raw_body
+        if "lz4" in request.headers.get("Accept-Encoding", "") and raw_body:
+            body = lz4.block.compress(raw_body, store_size=False)
+            headers["x-log-compresstype"] = "lz4"
+        return web.Response(body=body, headers=headers)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def serve(port: int, keys: Mapping[str, str] | None = None) -> None:
+    """Run until cancelled (``python -m logpipe.dev.services.sls``)."""
+    server = SlsServer(keys, port=port)
+    endpoint = await server.start()
+    print(f"local SLS listening on {endpoint} (AccessKey id(s): {', '.join(server.keys)})", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()

@@ -1,6 +1,0 @@
-"""`logpipe query`: filter, group and aggregate JSON access-log files, with DuckDB as the engine.
-
-Python plans the query (field names through :mod:`logpipe.fields`, the ``--where`` language
-through :mod:`logpipe.expr`) and DuckDB reads and aggregates the lines; Python never touches a
-line on the fast path. See :mod:`logpipe.query.engine` for how malformed lines are counted.
-"""

@@ -1,5 +1,0 @@
-"""Searching the indexed logs in Elasticsearch: ``logpipe search`` and ``logpipe trace``.
-
-Pure parts (query building, time ranges, rendering, span trees) are separate from the one module
-that talks to Elasticsearch (:mod:`logpipe.search.client`).
-"""
