@@ -49,10 +49,14 @@ def search(
         str | None, typer.Option("--where", "-w", help='Filter expression, e.g. status>=500 and path~"^/api/pay".')
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Start this long ago (15m, 2h, 1d; 'all'). Default 15m.")
+        str | None, typer.Option("--since", help="Start this long ago (15m, 2h, 1d; 'all': no start). Default 15m.")
     ] = None,
-    from_: Annotated[str | None, typer.Option("--from", help="Start: ISO 8601 time or a duration ago.")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="End: ISO 8601 time or a duration ago.")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start, inclusive: ISO 8601 (no offset = UTC), now, or a duration ago.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="End, exclusive: ISO 8601 (no offset = UTC), now, or a duration ago.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Show the newest N matches (newest last).")] = 100,
     context: Annotated[
         int, typer.Option("--context", "-C", help="Show N lines before and after each hit, from its file.")

@@ -48,7 +48,8 @@ examples:
 
 Field names: short (status, path, request_time [s], time), ECS (url.path, event.duration [ns],
 @timestamp) or raw keys of the log (latency, uri, ...). Malformed lines are skipped and counted
-on stderr. Output is a table on a terminal and JSON lines when piped.
+on stderr. Output is a table on a terminal and JSON lines when piped. Time ranges are
+[--from, --to) on the log's own timestamp, the same as in `logpipe search`.
 """
 
 
@@ -70,11 +71,11 @@ def parser(prog: str = "logpipe query") -> argparse.ArgumentParser:
     )
     p.add_argument("--top", type=int, metavar="N", help="keep the N groups with the largest first aggregate")
     p.add_argument("--every", metavar="DURATION", help="time buckets on the log's own timestamp, e.g. 1m")
-    p.add_argument("--since", metavar="DURATION", help="only lines of the last DURATION before now, e.g. 1h")
+    p.add_argument("--since", metavar="DURATION", help="lines of the last DURATION before now, e.g. 1h (= --from 1h)")
     p.add_argument(
-        "--from", dest="start", metavar="TIME", help="start, inclusive: ISO 8601 (no offset = UTC) or DURATION ago"
+        "--from", dest="start", metavar="TIME", help="start, inclusive: ISO 8601 (no offset: UTC), DURATION ago"
     )
-    p.add_argument("--to", dest="end", metavar="TIME", help="end, exclusive: ISO 8601 or DURATION ago")
+    p.add_argument("--to", dest="end", metavar="TIME", help="end, exclusive: ISO 8601 (no offset: UTC), DURATION ago")
     p.add_argument("--format", dest="fmt", choices=FORMATS, help="default: table on a terminal, json lines when piped")
     p.add_argument("--sql", metavar="SELECT", help="SQL over a table named logs (one column per field, raw = the line)")
     p.add_argument("--report", action="store_true", help="one-screen summary: Components, status, paths, per minute")
@@ -115,11 +116,12 @@ def run(o: QueryOptions) -> int:
     from logpipe.core.config_base import ConfigError
     from logpipe.core.expr import ExprError, parse
     from logpipe.tools.query.aggregates import SpecError, parse_aggs, parse_by
+    from logpipe.tools.query.buckets import bucket_seconds
     from logpipe.tools.query.columns import UnknownField
     from logpipe.tools.query.engine import Engine, Malformed, QuerySpec
     from logpipe.tools.query.inputs import InputError, resolve
     from logpipe.tools.query.output import write
-    from logpipe.tools.query.timerange import TimeSpecError, bucket_seconds, time_range
+    from logpipe.tools.timerange import TimeSpecError, time_range
 
     if o.fmt is not None and o.fmt not in FORMATS:
         return _fail(f"--format {o.fmt!r}: use one of {', '.join(FORMATS)}")

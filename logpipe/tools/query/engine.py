@@ -34,7 +34,7 @@ from logpipe.tools.query.columns import ISO_FORMAT, FieldResolver
 from logpipe.tools.query.frame import Frame, keeps_missing
 from logpipe.tools.query.inputs import Inputs, first_malformed, sample
 from logpipe.tools.query.source import ExactSource, FastSource, Source, malformed_sql
-from logpipe.tools.query.timerange import TimeRange
+from logpipe.tools.timerange import TimeRange
 
 BUCKET_KEY = "time"
 """The output key of the ``--every`` bucket."""

@@ -13,7 +13,7 @@ from dataclasses import replace
 from logpipe.core.expr import And, Compare, Expr, Not, Or, compile_predicate, to_sql
 from logpipe.tools.query.columns import ISO_FORMAT, Column, FieldResolver, number_text_sql
 from logpipe.tools.query.source import Source
-from logpipe.tools.query.timerange import TimeRange
+from logpipe.tools.timerange import TimeRange
 
 _AS_TEXT = "\x00text:"
 

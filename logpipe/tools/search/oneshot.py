@@ -10,7 +10,7 @@ from logpipe.tools.search.context import with_context
 from logpipe.tools.search.hits import LogDoc
 from logpipe.tools.search.query_builder import SearchFilters, index_pattern, search_query, time_sort
 from logpipe.tools.search.render import Renderer
-from logpipe.tools.search.timerange import TimeRange
+from logpipe.tools.timerange import TimeRange
 
 PAGE = 10_000  # Elasticsearch's default index.max_result_window
 COUNT_UP_TO = 10_000  # exact counting beyond this costs time for a number nobody reads

@@ -13,7 +13,7 @@ from typing import Any
 
 from logpipe.tools.search import docfields as F
 from logpipe.tools.search.errors import BadArgument
-from logpipe.tools.search.timerange import TimeRange
+from logpipe.tools.timerange import TimeRange
 
 Query = dict[str, Any]
 

@@ -16,7 +16,7 @@ import orjson
 
 from logpipe.tools.search import docfields as F
 from logpipe.tools.search.hits import LogDoc
-from logpipe.tools.search.timerange import iso_ms
+from logpipe.tools.timerange import iso_ms
 
 RESET = "\x1b[0m"
 DIM = "\x1b[2m"

@@ -15,10 +15,11 @@ from logpipe.tools.search.follow import Follower, follow
 from logpipe.tools.search.oneshot import SearchPlan, newest, run_search
 from logpipe.tools.search.query_builder import SearchFilters, index_pattern
 from logpipe.tools.search.render import Renderer
-from logpipe.tools.search.timerange import resolve_range
 from logpipe.tools.search.where_query import fields_of, known_types, where_query
+from logpipe.tools.timerange import TimeRange, TimeSpecError, time_range
 
 EXIT_HITS, EXIT_NONE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_SINCE = "15m"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,14 @@ def check_options(o: SearchOptions) -> None:
     index_pattern(o.index_prefix, o.types)  # validates --type and --index-prefix
 
 
+def search_range(o: SearchOptions, now: datetime) -> TimeRange:
+    """``--since``/``--from``/``--to`` as in ``logpipe.tools.timerange``; with no start, the last 15 minutes."""
+    try:
+        return time_range(o.since, o.from_, o.to, now, default_since=DEFAULT_SINCE)
+    except TimeSpecError as exc:
+        raise BadArgument(str(exc)) from None
+
+
 async def build_filters(client: SearchClient, o: SearchOptions) -> SearchFilters:
     """The filters of ``o``; a ``--where`` is translated with the mapped field types."""
     where = None
@@ -96,11 +105,11 @@ async def search_main(
     and every line indexed from then on will be printed.
     """
     check_options(o)
-    time_range = resolve_range(o.since, o.from_, o.to, datetime.now(UTC))
+    window = search_range(o, datetime.now(UTC))
     renderer = Renderer(out, colour=o.colour, as_json=o.as_json, marks=o.context > 0)
     async with SearchClient(o.es_url) as client:
         filters = await build_filters(client, o)
-        plan = SearchPlan(filters, time_range, o.index_prefix, o.limit, o.context)
+        plan = SearchPlan(filters, window, o.index_prefix, o.limit, o.context)
         if not o.follow:
             shown = await run_search(client, plan, renderer, notes) if o.limit else 0
             return EXIT_HITS if shown else EXIT_NONE

@@ -15,7 +15,7 @@ from typing import Any
 from logpipe.tools.search import docfields as F
 from logpipe.tools.search.hits import LogDoc
 from logpipe.tools.search.render import RESET, format_duration_ns, pod_colour
-from logpipe.tools.search.timerange import iso_ms
+from logpipe.tools.timerange import iso_ms
 
 
 @dataclass(frozen=True, slots=True)

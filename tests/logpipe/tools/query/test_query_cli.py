@@ -148,6 +148,15 @@ def test_from_to_select_on_the_log_time_with_offsets_converted_to_utc(log: Path,
     assert {r["component"]: r["count"] for r in jsonl(out)} == dict(expected)
 
 
+def test_to_is_exclusive_so_adjacent_ranges_split_the_lines(tmp_path: Path) -> None:
+    """The same [--from, --to) as `logpipe search` (logpipe/tools/timerange.py)."""
+    docs = [{"time": f"2026-11-27T10:0{m}:00Z", "status": 200} for m in (0, 1, 2)]
+    log = write(tmp_path / "edges.log", [orjson.dumps(d).decode() for d in docs])
+    first = jsonl(run(str(log), "--from", "2026-11-27T10:00:00Z", "--to", "2026-11-27T10:02:00Z")[1])
+    second = jsonl(run(str(log), "--from", "2026-11-27T10:02:00Z", "--to", "2026-11-27T10:03:00Z")[1])
+    assert (first, second) == ([{"count": 2}], [{"count": 1}])
+
+
 def test_since_is_relative_to_now(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import gzip
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from logpipe.tools.query.aggregates import Agg, SpecError, parse_aggs, parse_by, split_list
+from logpipe.tools.query.buckets import bucket_seconds
 from logpipe.tools.query.inputs import first_malformed, is_malformed, rotation_key
-from logpipe.tools.query.timerange import TimeSpecError, bucket_seconds, time_range
+from logpipe.tools.timerange import TimeSpecError
 
 
 def test_aggregates_keep_their_text_as_the_output_key() -> None:
@@ -40,24 +40,6 @@ def test_bad_aggregates_name_the_accepted_forms(bad: str) -> None:
 def test_lists_split_on_top_level_commas_only() -> None:
     assert split_list("count,p99(a),sum(b)") == ["count", "p99(a)", "sum(b)"]
     assert parse_by(" status , url.path ") == ["status", "url.path"]
-
-
-def test_time_range_from_iso_with_offset_naive_utc_and_durations_ago() -> None:
-    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    r = time_range(None, "2026-11-27T18:00:00+08:00", "2026-11-27 11:00", now=now)
-    assert r.start == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-    assert r.end == datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
-    assert time_range("90m", None, None, now=now).start == datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
-    assert time_range(None, "2h", "1h", now=now).end == datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("since", "start", "end", "message"),
-    [("1h", "2h", None, "both set"), (None, "later", None, "not a time"), (None, "1h", "2h", "not after")],
-)
-def test_bad_time_ranges(since: str | None, start: str | None, end: str | None, message: str) -> None:
-    with pytest.raises(TimeSpecError, match=message):
-        time_range(since, start, end)
 
 
 def test_buckets() -> None:

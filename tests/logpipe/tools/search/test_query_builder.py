@@ -17,7 +17,7 @@ from logpipe.tools.search.query_builder import (
     status_query,
     time_sort,
 )
-from logpipe.tools.search.timerange import TimeRange
+from logpipe.tools.timerange import TimeRange
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 T1 = datetime(2026, 11, 27, 9, 15, 0, 250_000, tzinfo=UTC)
@@ -71,7 +71,7 @@ def test_every_flag_becomes_one_filter_clause_with_the_time_range() -> None:
                 },
                 {"term": {"log.level": {"value": "error", "case_insensitive": True}}},
                 {"term": {"trace.id": "t-1"}},
-                {"range": {"@timestamp": {"gte": "2026-11-27T09:00:00.000Z", "lte": "2026-11-27T09:15:00.250Z"}}},
+                {"range": {"@timestamp": {"gte": "2026-11-27T09:00:00.000Z", "lt": "2026-11-27T09:15:00.250Z"}}},
             ]
         }
     }

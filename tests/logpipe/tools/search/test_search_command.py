@@ -18,7 +18,7 @@ NOWHERE = "http://127.0.0.1:9"  # never reached: each of these fails before conn
     [
         (SearchOptions(types=("nginx",)), "unknown --type 'nginx'"),
         (SearchOptions(statuses=("5x",)), "invalid --status '5x'"),
-        (SearchOptions(since="yesterday"), "invalid time 'yesterday'"),
+        (SearchOptions(since="yesterday"), "--since 'yesterday': not a time"),
         (SearchOptions(since="1h", from_="2h"), "--since and --from both set the start"),
         (SearchOptions(follow=True, to="1h"), "--to cannot be combined with --follow"),
         (SearchOptions(follow=True, context=2), "--context cannot be combined with --follow"),

@@ -101,6 +101,19 @@ async def test_time_range_default_15m_since_and_from_to(store: LogStore) -> None
     assert len((await run_search(store, since="all"))[1]) == 3
 
 
+async def test_to_is_exclusive_so_adjacent_ranges_split_the_lines(store: LogStore) -> None:
+    """The same [--from, --to) as `logpipe query` (logpipe/tools/timerange.py)."""
+    f = store.pod_file("pay", "pay-1")
+    t0 = minutes_ago(10).replace(microsecond=0)
+    await store.index([store.app(f, t0 + timedelta(minutes=m), f"minute {m}") for m in (0, 1, 2)])
+
+    def at(m: int) -> str:
+        return (t0 + timedelta(minutes=m)).isoformat()
+
+    assert messages((await run_search(store, from_=at(0), to=at(2)))[1]) == ["minute 0", "minute 1"]
+    assert messages((await run_search(store, from_=at(2), to=at(3)))[1]) == ["minute 2"]
+
+
 async def test_where_expression_translates_and_reports_unknown_fields_and_bad_syntax(store: LogStore) -> None:
     f = store.pod_file("pay", "pay-1", "access")
     await store.index([
