@@ -106,7 +106,7 @@ class PartitionOffsets:
         st = self._parts.get(work.tp)
         if st is None or st.generation != work.generation:
             return False
-        for off in work.offsets:
+        for off in work.settled_offsets():
             st.acks.resolve(off)
         return True
 
@@ -122,7 +122,7 @@ class PartitionOffsets:
                 st = parts.get((work.topic, work.partition))
                 resolve = st.acks.resolve if st is not None and st.generation == work.generation else None
             if resolve is not None:
-                for off in work.offsets:
+                for off in work.offsets if work.shared is None else work.settled_offsets():
                     resolve(off)
 
     def committable(self) -> dict[TopicPartitionKey, int]:

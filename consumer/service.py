@@ -40,9 +40,9 @@ from consumer.telemetry import (
     set_buffered_bytes,
     set_partition_lag,
 )
-from consumer.work import TopicPartitionKey, Work
+from consumer.work import SharedOffsets, TopicPartitionKey, Work
 from logpipe.core.envelope import decode_headers, document_id
-from parsers import LineParser, Parsed, Partial
+from parsers import LineParser, Many, Parsed, Partial
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
 from parsers.fieldmap import FieldMap
 
@@ -261,6 +261,9 @@ class ConsumerService:
             elif isinstance(result, Partial):
                 stream = _cri_stream(value)
                 self.offsets.add_fragment(tp, f"{result.file_id}\x00{stream}", offset)
+            elif isinstance(result, Many):
+                record = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
+                self._add_parts(record, result)
             else:
                 work = Work(topic, partition, generation, [offset], value, raw_headers, rec.key, offset)
                 work.reason = result.reason
@@ -273,18 +276,40 @@ class ConsumerService:
         lp = parsed.doc.get("logpipe") or {}
         return f"{lp.get('file_id', '')}\x00{lp.get('stream', '')}"
 
-    def _add_document(self, work: Work, parsed: Parsed) -> None:
+    def _add_parts(self, record: Work, many: Many) -> None:
+        """The documents of one record: each part its own work, the record's offset shared by all."""
+        if not many.parts:
+            self.offsets.resolve(record)  # nothing to index: the record is done
+            return
+        shared = SharedOffsets(record.offsets, len(many.parts))
+        for number, part in enumerate(many.parts):
+            work = Work(
+                record.topic, record.partition, record.generation, [], record.raw, record.headers,
+                record.key, record.kafka_offset, shared=shared,
+            )
+            if isinstance(part, Parsed):
+                self._add_document(work, part, number)
+            else:
+                work.reason = part.reason
+                self._dead_letter(work)
+
+    def _add_document(self, work: Work, parsed: Parsed, part: int | None = None) -> None:
         doc = parsed.doc
         work.doc = doc
         work.log_type = parsed.log_type
-        work.index = index_name(self.cfg.index.prefix, parsed.log_type, doc, time.time())
-        lp = doc.get("logpipe") or {}
-        lg = doc.get("log") or {}
-        file_id, offset = lp.get("file_id"), lg.get("offset")
-        if file_id and isinstance(offset, int):
-            work.doc_id = document_id(file_id, offset)
-        else:  # no source identity in the headers: the Kafka position is the next best stable identity
-            work.doc_id = document_id(f"kafka:{work.topic}/{work.partition}", work.kafka_offset)
+        work.index = parsed.index or index_name(self.cfg.index.prefix, parsed.log_type, doc, time.time())
+        if parsed.doc_id:
+            work.doc_id = parsed.doc_id
+        else:
+            lp = doc.get("logpipe") or {}
+            lg = doc.get("log") or {}
+            file_id, offset = lp.get("file_id"), lg.get("offset")
+            position: int | str
+            if file_id and isinstance(offset, int):
+                position = offset
+            else:  # no source identity in the headers: the Kafka position is the next best stable identity
+                file_id, position = f"kafka:{work.topic}/{work.partition}", work.kafka_offset
+            work.doc_id = document_id(file_id, position if part is None else f"{position}/{part}")
         self._enqueue(work)
 
     def _enqueue(self, work: Work) -> None:

@@ -19,6 +19,20 @@ TopicPartitionKey = tuple[str, int]
 
 
 @dataclass(slots=True, eq=False)
+class SharedOffsets:
+    """The Kafka offsets of one record split into several works (``parsers.Many``): one finalizer.
+
+    Each part releases it once; only the last release hands the offsets over (STYLE.md #15)."""
+
+    offsets: list[int]
+    remaining: int
+
+    def release(self) -> list[int]:
+        self.remaining -= 1
+        return self.offsets if self.remaining == 0 else []
+
+
+@dataclass(slots=True, eq=False)
 class Work:
     """A document to index (``doc`` set) or a record to dead-letter (``reason`` set)."""
 
@@ -45,6 +59,16 @@ class Work:
     item: bytes = b""
     """The ``_bulk`` item (action line + document) when the native encoder wrote it and ``doc`` was
     never built (``parsers/access_encoder.py``); empty once the item is re-encoded from ``doc``."""
+    shared: SharedOffsets | None = None
+    """Set on the parts of a multi-document record: their record's offsets, released by the last part."""
+
+    def settled_offsets(self) -> list[int]:
+        """The offsets this work resolves now that it is finished (called once per work)."""
+        shared = self.shared
+        if shared is None:
+            return self.offsets
+        self.shared = None  # a part releases its share once
+        return shared.release()
 
     def document(self) -> dict[str, Any] | None:
         """``doc``, built from ``item`` on first use (alert rules, retries) when only the item exists."""

@@ -13,7 +13,7 @@ from parsers.cri import Reassembler
 from parsers.document import DEFAULT_WINDOW, Draft, TimeWindow
 from parsers.extra import ExtraLimits
 from parsers.fieldmap import FieldMap
-from parsers.result import Parsed, Partial, Unparseable
+from parsers.result import Parsed, ParseResult, Unparseable
 from parsers.span import parse_span
 
 
@@ -46,7 +46,7 @@ class LineParser:
         self.window = time_window
         self.cri = Reassembler(self.fieldmap, max_partial_bytes, clock, max_buffered_bytes, time_window)
 
-    def parse(self, value: bytes, headers: Mapping[str, str]) -> Parsed | Unparseable | Partial:
+    def parse(self, value: bytes, headers: Mapping[str, str]) -> ParseResult:
         """One record; dispatches on ``headers["lp.type"]`` (access | app | stdout | trace)."""
         try:
             log_type = headers.get(H_TYPE)

@@ -1,4 +1,4 @@
-"""What the parser says about one Kafka record: a document, a reason to dead-letter it, or "wait"."""
+"""What the parser says about one Kafka record: a document, a reason to dead-letter it, "wait", or several documents."""
 
 from __future__ import annotations
 
@@ -17,11 +17,18 @@ class Parsed:
     fragments folded into this document. From :meth:`LineParser.parse` the document stands for the
     current record plus ``absorbed`` earlier ones; from :meth:`LineParser.expire` it stands for
     ``absorbed`` earlier records only (no current record).
+
+    ``doc_id``: when set, the document's ``_id`` (e.g. a span's id from its trace and span ids);
+    otherwise the consumer derives it from the source position (``document_id(file_id, offset)``).
+    ``index``: when set, the exact index to write to (e.g. ``<prefix>-jaeger-span-YYYY-MM-DD``);
+    otherwise the consumer's daily ``<prefix>-<log_type>-YYYY.MM.DD``.
     """
 
     doc: dict[str, Any]
     log_type: str  # access | app | stdout | trace
     absorbed: int = 0
+    doc_id: str | None = None
+    index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +53,18 @@ class Partial:
     stream: str = ""
 
 
-ParseResult = Parsed | Unparseable | Partial
+@dataclass(frozen=True, slots=True)
+class Many:
+    """One record carrying several documents (e.g. an OTLP request with twenty spans).
+
+    The parts share the record's offset (STYLE.md #15): it is committed only when the last part is
+    indexed or dead-lettered. An :class:`Unparseable` part is dead-lettered alone (the record's raw
+    bytes with that part's reason); the other parts are indexed. A :class:`Parsed` part without
+    ``doc_id`` gets ``document_id(file_id, "<offset>/<part number>")``, deterministic on replay.
+    No parts: nothing to index, the record is resolved at once.
+    """
+
+    parts: tuple[Parsed | Unparseable, ...]
+
+
+ParseResult = Parsed | Unparseable | Partial | Many
