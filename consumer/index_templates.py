@@ -94,7 +94,10 @@ def mappings() -> dict[str, Any]:
                 }
             },
             "error": {"properties": {"message": {"type": "text"}, **_kw("type")}},
-            "logpipe": {"properties": _kw("file_id", "type", "flags", "stream")},
+            # original_base64: the bytes of a line that was not UTF-8 (parsers/encoding.py); stored, not searched.
+            "logpipe": {
+                "properties": {**_kw("file_id", "type", "flags", "stream"), "original_base64": {"type": "binary"}}
+            },
             "extra": {"type": "object", "dynamic": True},
             "labels": {"type": "object", "dynamic": True},
         },

@@ -1682,8 +1682,9 @@ static PyObject *encode_impl(Encoder *e, PyObject *const *args, Py_ssize_t nargs
     for (int i = 0; i < plan->nsteps; i++) {
         const Step *st = &plan->steps[i];
         const Val *v = &vals[st->pos];
-        if (v->type == V_NULL || (v->type == V_STR && (v->n == 0 || (v->n == 1 && v->p[0] == '-'))))
-            continue; /* absent */
+        if (v->type == V_NULL || (v->type == V_STR && ((v->n == 0 && st->action != A_KEYWORD && st->action != A_PATH) ||
+                                                       (v->n == 1 && v->p[0] == '-'))))
+            continue; /* absent (text fields keep an empty string: FieldMap.keeps_empty) */
         switch (run_step(e, st, v, h, &doc, read_ms)) {
         case OUT_OK:
             break;

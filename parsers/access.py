@@ -2,7 +2,9 @@
 
 Fields come from the configured dialect (``logpipe/core/fields.py``, see ``fieldmap.py``); ``message``
 is the original line; ``@timestamp`` is the line's own time (with its offset), else the shipper's
-read time flagged ``timestamp_fallback``. A line that is not a JSON object is :class:`Unparseable`.
+read time flagged ``timestamp_fallback``. A line that is not a JSON object is :class:`Unparseable`;
+a line that is one except for its encoding (bytes that are not UTF-8) is indexed, flagged
+``invalid_utf8`` (see ``encoding.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import orjson
 
 from parsers.document import Draft
+from parsers.encoding import loads
 from parsers.fieldmap import FieldMap
 from parsers.result import Parsed, Unparseable
 
@@ -17,7 +20,7 @@ from parsers.result import Parsed, Unparseable
 def parse_access(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed | Unparseable:
     """Map one access line; the reason of an :class:`Unparseable` names the byte and the problem."""
     try:
-        obj = orjson.loads(value)
+        obj, text = loads(value, draft)
     except orjson.JSONDecodeError as exc:
         hint = " (the shipper truncated this line)" if "truncated" in draft.flags else ""
         return Unparseable(f"invalid JSON at position {exc.pos}: {exc.msg}{hint}")
@@ -25,6 +28,6 @@ def parse_access(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed | Unp
         return Unparseable(f"expected a JSON object, got {type(obj).__name__}")
     if not fieldmap.apply(obj, draft, use_msg=False):
         draft.fallback_time()
-    # orjson accepted the bytes, so they are valid UTF-8.
-    draft.doc["message"] = value.decode().rstrip("\r\n")
+    # orjson accepted the bytes (or their replaced text), so they decode.
+    draft.doc["message"] = (text if text is not None else value.decode()).rstrip("\r\n")
     return Parsed(draft.finish(), "access")

@@ -5,6 +5,7 @@ becomes ``message`` (the whole line when it has none). Anything else is plain te
 the line, ``log.level`` is guessed only when the line starts with a level (see ``levels.py``), and
 ``@timestamp`` comes from a leading timestamp with an explicit offset when there is one.
 A line that starts with ``{`` but is not valid JSON is kept as text and flagged ``invalid_json``.
+Bytes that are not UTF-8 are decoded with replacement and flagged ``invalid_utf8`` (``encoding.py``).
 """
 
 from __future__ import annotations
@@ -12,32 +13,24 @@ from __future__ import annotations
 import orjson
 
 from parsers.document import Draft
+from parsers.encoding import decode_text, loads
 from parsers.fieldmap import FieldMap
 from parsers.levels import guess_level, leading_time
 from parsers.result import Parsed
-
-
-def decode_text(value: bytes, draft: Draft) -> str:
-    """The line as text; invalid UTF-8 is replaced and flagged ``invalid_utf8``."""
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        draft.flag("invalid_utf8")
-        return value.decode("utf-8", "replace")
 
 
 def map_content(value: bytes, draft: Draft, fieldmap: FieldMap) -> bool:
     """Map a JSON-object-or-text line into ``draft``; returns whether it set ``@timestamp``."""
     if value[:1] == b"{" or value.lstrip()[:1] == b"{":
         try:
-            obj = orjson.loads(value)
+            obj, text = loads(value, draft)
         except orjson.JSONDecodeError:
             draft.flag("invalid_json")
         else:
             if isinstance(obj, dict):
                 has_time = fieldmap.apply(obj, draft, use_msg=True)
                 if "message" not in draft.doc:
-                    draft.doc["message"] = value.decode().rstrip("\r")
+                    draft.doc["message"] = (text if text is not None else value.decode()).rstrip("\r")
                 return has_time
     text = decode_text(value, draft).rstrip("\r")
     draft.doc["message"] = text

@@ -5,7 +5,9 @@ field indexed here. The object's keys are resolved once per key layout into a pl
 the field's handler), cached: lines of one application share a layout, so per line only the values
 are converted. When several raw keys of one field are present the first in the dialect's order wins
 and the others are kept in ``extra``. A value of the wrong type (``"status": "abc"``) is kept in ``extra``
-and flags the document ``invalid_<field>``; absent markers (``null``, ``""``, ``"-"``) are dropped.
+and flags the document ``invalid_<field>``; absent markers (``null``, ``"-"``, and ``""`` for numbers,
+times, addresses, levels and ids) are dropped. An empty string of a text field (``url.path`` of a
+request nginx answered 400 before parsing its URI, an empty ``$args``) is kept as ``""``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from parsers.timestamps import canonical_iso, parse_time
 
 _INVALID = object()
 _ABSENT = (None, "", "-")
+_ABSENT_TEXT = (None, "-")  # text fields keep an empty string
 MAX_KEYWORD_CHARS = 8191  # Elasticsearch refuses keyword terms over 32766 bytes (4 bytes per char)
 MAX_LONG = (1 << 63) - 1
 # pino/bunyan write numeric levels.
@@ -142,7 +145,7 @@ class _Plan:
     (fields in the order their first key appears), the keys left for ``extra``, and whether to try
     nginx's ``request`` line."""
 
-    steps: tuple[tuple[str, Handler], ...]
+    steps: tuple[tuple[str, Handler, tuple[Any, ...]], ...]  # (raw key, handler, its absent markers)
     unknown: tuple[str, ...]
     request: bool
     set_query: bool
@@ -202,9 +205,9 @@ class FieldMap:
                 plans[keys] = plan
         has_time = False
         keep: list[str] = []
-        for key, handle in plan.steps:
+        for key, handle, absent in plan.steps:
             value = obj[key]
-            if value in _ABSENT:
+            if value in absent:
                 continue
             outcome = handle(value, draft)
             if outcome:
@@ -247,12 +250,16 @@ class FieldMap:
                 unknown.append(key)
         return chosen, unknown
 
+    def keeps_empty(self, idx: int) -> bool:
+        """Whether field ``idx`` indexes an empty string as ``""`` (text fields) rather than dropping it."""
+        return self.simple[idx] is to_keyword or self.fields[idx].name == "path"
+
     def _plan(self, keys: tuple[str, ...], use_msg: bool) -> _Plan:
         """The handlers for objects with exactly these keys in this order (see :meth:`choose`)."""
         chosen, unknown = self.choose(keys)
         set_query = self.i_query not in chosen
         handlers = self._handlers
-        steps: list[tuple[str, Handler]] = []
+        steps: list[tuple[str, Handler, tuple[Any, ...]]] = []
         for idx, (_, key) in chosen.items():
             # Handlers are shared by the plans (a plan then costs a few tuples, whatever the layout).
             hkey = (idx, key, use_msg, set_query)
@@ -261,7 +268,7 @@ class FieldMap:
                 if len(handlers) >= _MAX_HANDLERS:
                     handlers.clear()
                 handle = handlers[hkey] = self._handler(idx, key, use_msg, set_query)
-            steps.append((key, handle))
+            steps.append((key, handle, _ABSENT_TEXT if self.keeps_empty(idx) else _ABSENT))
         request = "request" in unknown and self.i_method not in chosen and self.i_path not in chosen
         return _Plan(tuple(steps), tuple(unknown), request, set_query)
 

@@ -31,6 +31,7 @@ import orjson
 
 from logpipe.core.fields import NS_PER_UNIT, Unit
 from parsers.document import Draft
+from parsers.encoding import loads
 from parsers.extra import TRUNCATED, ExtraBuilder, ExtraLimits
 from parsers.fieldmap import ns_of
 from parsers.result import Parsed, Unparseable
@@ -184,7 +185,7 @@ def _parent(obj: dict[str, Any]) -> Any:
 def parse_span(value: bytes, draft: Draft, limits: ExtraLimits, duration_unit: Unit = "us") -> Parsed | Unparseable:
     """One span line as a document; a span without a trace or span id is :class:`Unparseable`."""
     try:
-        obj = orjson.loads(value)
+        obj, _ = loads(value, draft)  # bytes that are not UTF-8: replaced and flagged (encoding.py)
     except orjson.JSONDecodeError as exc:
         return Unparseable(f"invalid JSON at position {exc.pos}: {exc.msg}")
     if not isinstance(obj, dict):

@@ -140,10 +140,24 @@ def test_wrong_types_are_kept_in_extra_and_flagged(line: bytes, flag: str, kept:
     assert doc["extra"] == kept
 
 
-def test_absent_markers_are_dropped() -> None:
-    doc = parse_doc(b'{"status": 200, "rt": "-", "ua": "", "trace_id": null}')
-    assert "extra" not in doc and "user_agent" not in doc and "trace" not in doc
+def test_absent_markers_are_dropped_and_empty_text_is_kept() -> None:
+    doc = parse_doc(b'{"status": 200, "rt": "-", "ua": "", "trace_id": null, "bytes": "", "ip": ""}')
+    assert "extra" not in doc and "trace" not in doc and "client" not in doc
     assert field(doc, "http.response.status_code") == 200
+    assert field(doc, "user_agent.original") == ""
+    assert "body" not in doc["http"]["response"]
+    assert doc["logpipe"]["flags"] == ["timestamp_fallback"]
+
+
+def test_an_empty_uri_is_an_empty_path_not_null() -> None:
+    """nginx answers a request it cannot parse with 400 and an empty ``$uri``."""
+    doc = parse_doc(b'{"status": "400", "uri": "", "args": "", "request_method": "", "http_user_agent": "-"}',
+                    parser=LineParser(FieldMappingConfig(dialect="nginx")))
+    assert field(doc, "url.path") == ""
+    assert field(doc, "url.query") == ""
+    assert field(doc, "http.request.method") == ""
+    assert field(doc, "http.response.status_code") == 400
+    assert "user_agent" not in doc  # "-": nginx's "no value"
 
 
 def test_extra_is_bounded_in_keys_depth_and_length() -> None:

@@ -15,6 +15,7 @@ No skip: without the extension every test here fails (``test_native_extension_is
 
 from __future__ import annotations
 
+import base64
 import gc
 import hashlib
 import importlib.util
@@ -1227,6 +1228,25 @@ def test_utf8_validation_is_pythons() -> None:
                     valid = False
                 outcome = setup.check(line, shipper_headers())
                 assert (outcome == "native") == valid, (seq, outcome)
+
+
+@pytest.mark.parametrize("name", ["nginx", "auto"])
+def test_lines_not_utf8_are_declined_and_indexed_by_python(name: str) -> None:
+    """nginx writes request bytes >= 0x80 as they came: the native path declines such lines, and the
+    Python path indexes them (U+FFFD, flag ``invalid_utf8``, the bytes in ``logpipe.original_base64``)."""
+    setup = SETUPS[name]
+    rng = random.Random(12)
+    line = nginx_line(rng, READ_AT)
+    obj = orjson.loads(line)
+    for raw in (b"Mozilla/5.0 (X11; \xe9t\xe9)", b"\xff\xfe", b"ok \xc3"):
+        bad = orjson.dumps({**obj, "http_user_agent": "@UA@"}).replace(b"@UA@", raw)
+        assert setup.check(bad, shipper_headers()) == "declined"
+        ref = reference(bad, shipper_headers(), INGESTED, setup.prefix, setup.mapping)
+        assert ref is not None
+        doc = orjson.loads(ref[0].split(b"\n")[1])
+        assert "invalid_utf8" in doc["logpipe"]["flags"]
+        assert base64.b64decode(doc["logpipe"]["original_base64"]) == bad
+        assert doc["user_agent"]["original"] == raw.decode("utf-8", "replace")
 
 
 def test_every_ascii_character_in_keys_and_values() -> None:
