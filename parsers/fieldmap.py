@@ -19,7 +19,7 @@ from socket import AF_INET, inet_pton
 from typing import Any
 from urllib.parse import urlsplit
 
-from logpipe.core.fields import NS_PER_UNIT, Dialect, FieldMappingConfig
+from logpipe.core.fields import NS_PER_UNIT, Dialect, FieldMappingConfig, keeps_empty
 from parsers.document import Draft, Path, Setter, setter
 from parsers.extra import TRUNCATED, ExtraLimits, bounded_extra
 from parsers.timestamps import canonical_iso, parse_time
@@ -252,7 +252,7 @@ class FieldMap:
 
     def keeps_empty(self, idx: int) -> bool:
         """Whether field ``idx`` indexes an empty string as ``""`` (text fields) rather than dropping it."""
-        return self.simple[idx] is to_keyword or self.fields[idx].name == "path"
+        return keeps_empty(self.dialect.fields[idx])
 
     def _plan(self, keys: tuple[str, ...], use_msg: bool) -> _Plan:
         """The handlers for objects with exactly these keys in this order (see :meth:`choose`)."""

@@ -59,6 +59,17 @@ class Dialect:
         return f
 
 
+# Keyword fields whose empty string means "no value" (an id, a level, the pod's own metadata).
+_EMPTY_IS_ABSENT = frozenset({"trace_id", "level", "component", "namespace", "pod"})
+
+
+def keeps_empty(spec: FieldSpec) -> bool:
+    """Whether an empty string of this field is a value (``url.path`` ``""`` of a request nginx answered
+    400 with an empty ``$uri``, an empty ``$args``) rather than absent, like ``null`` and ``"-"``.
+    The consumer indexes such a value as ``""`` and ``logpipe query`` reads it as ``''``."""
+    return spec.kind == "keyword" and spec.name not in _EMPTY_IS_ABSENT
+
+
 _AUTO_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("time", "@timestamp", ("time", "@timestamp", "ts", "timestamp", "time_iso8601", "time_local"), "time"),
     FieldSpec("method", "http.request.method", ("method", "request_method", "http_method", "verb"), "keyword"),

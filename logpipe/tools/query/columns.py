@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from logpipe.core.fields import NS_PER_UNIT, Dialect, FieldSpec
+from logpipe.core.fields import NS_PER_UNIT, Dialect, FieldSpec, keeps_empty
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """How the time field reads in ``--where`` and in output: UTC, microseconds, ``Z``."""
@@ -95,6 +95,8 @@ class FieldResolver:
         owner = next((f for f in self.dialect.fields if key in f.keys), None)
         if owner is not None and owner.kind in ("long", "duration"):
             return self.raw(key, "DOUBLE")
+        if owner is not None and keeps_empty(owner):  # "" is a value, as in the consumer
+            return f"NULLIF({self.raw(key, 'VARCHAR')}, '-')"
         return f"NULLIF(NULLIF({self.raw(key, 'VARCHAR')}, ''), '-')"
 
     def time_sql(self) -> str:
@@ -135,7 +137,7 @@ class FieldResolver:
             return Column(name, self._note(spec, "COALESCE(" + ", ".join(parts) + ")"), "number", spec)
         text = self._note(spec, "COALESCE(" + ", ".join(self._raw(k) for k in self._keys(spec)) + ")")
         if spec.name == "path":
-            text = f"NULLIF(split_part({text}, '?', 1), '')"
+            text = f"split_part({text}, '?', 1)"  # "" stays "" (the consumer's url.path)
         return Column(name, text, "number" if spec.kind == "long" else "text", spec)
 
 

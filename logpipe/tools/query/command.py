@@ -48,7 +48,8 @@ examples:
 
 Field names: short (status, path, request_time [s], time), ECS (url.path, event.duration [ns],
 @timestamp) or raw keys of the log (latency, uri, ...). Malformed lines are skipped and counted
-on stderr. Output is a table on a terminal and JSON lines when piped. Time ranges are
+on stderr; lines not UTF-8 are decoded with replacement (U+FFFD), counted, and said so on stderr.
+Output is a table on a terminal and JSON lines when piped. Time ranges are
 [--from, --to) on the log's own timestamp, the same as in `logpipe search`.
 """
 

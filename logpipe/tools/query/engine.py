@@ -31,6 +31,7 @@ from logpipe.core.expr import Expr
 from logpipe.core.fields import Dialect, FieldSpec
 from logpipe.tools.query.aggregates import Agg, SpecError
 from logpipe.tools.query.columns import ISO_FORMAT, FieldResolver
+from logpipe.tools.query.encoding import replaced_copy
 from logpipe.tools.query.frame import Frame, keeps_missing
 from logpipe.tools.query.inputs import Inputs, first_malformed, sample
 from logpipe.tools.query.source import ExactSource, FastSource, Source, malformed_sql
@@ -54,18 +55,24 @@ class QuerySpec:
 
 @dataclass(frozen=True)
 class Malformed:
-    """How many lines were skipped as not one JSON object, and where the first one is."""
+    """How many lines were skipped as not one JSON object, and where the first one is; and how many
+    lines that were not UTF-8 were read decoded with replacement (``encoding.py``), not skipped."""
 
     count: int = 0
     first: str | None = None
+    replaced: int = 0
 
     def message(self) -> str | None:
-        """The stderr line, e.g. ``3 malformed lines skipped, first at access.log:1042``."""
-        if not self.count:
-            return None
-        noun = "line" if self.count == 1 else "lines"
-        where = f", first at {self.first}" if self.first else ""
-        return f"{self.count} malformed {noun} skipped{where}"
+        """The stderr line(s), e.g. ``3 malformed lines skipped, first at access.log:1042``."""
+        out: list[str] = []
+        if self.replaced:
+            noun = "line" if self.replaced == 1 else "lines"
+            out.append(f"{self.replaced} {noun} not UTF-8 decoded with replacement (U+FFFD) and counted")
+        if self.count:
+            noun = "line" if self.count == 1 else "lines"
+            where = f", first at {self.first}" if self.first else ""
+            out.append(f"{self.count} malformed {noun} skipped{where}")
+        return "\n".join(out) or None
 
 
 @dataclass
@@ -93,6 +100,9 @@ class Engine:
         self._sample: list[dict[str, Any]] | None = None
         self._keys: set[str] = set()
         self._bad: Malformed | None = None
+        self._checked_encoding = False
+        self.generation = 0
+        """Bumped when inputs are swapped for copies decoded with replacement: results read before are stale."""
 
     # ------------------------------------------------------------------------------------- plumbing
 
@@ -154,14 +164,34 @@ class Engine:
             self._bad = Malformed()
             return self._bad
         count, file_index, per_file = self.execute(malformed_sql(self.inputs.paths))[0]
+        replaced = 0
+        if count and not self._checked_encoding:
+            self._checked_encoding = True
+            replaced = self._replace_invalid_utf8(dict(per_file))
+            if replaced:
+                count, file_index, per_file = self.execute(malformed_sql(self.inputs.paths))[0]
         first = None
         if count and file_index is not None:
             expected = int(dict(per_file).get(file_index, 0))
             line = first_malformed(self.inputs.paths[file_index], expected=expected)
             if line is not None:
                 first = f"{self.inputs.display(file_index)}:{line}"
-        self._bad = Malformed(int(count or 0), first)
+        self._bad = Malformed(int(count or 0), first, replaced)
         return self._bad
+
+    def _replace_invalid_utf8(self, per_file: dict[int, int]) -> int:
+        """Swap each input holding malformed lines for a copy decoded with replacement when that
+        recovers lines (``encoding.py``); returns how many. Bumps ``generation`` when it swapped."""
+        total = 0
+        for index in sorted(per_file):
+            copy = replaced_copy(self.inputs.paths[index])
+            if copy is not None:
+                self.inputs.replace(index, copy[0])
+                total += copy[1]
+        if total:
+            self.generation += 1
+            self._sample = None  # the first lines may have been unreadable
+        return total
 
     def _passes(self, spec: QuerySpec, attempt: Callable[[Source, bool], int | None]) -> Malformed:
         """Run ``attempt(source, prune)`` on ever safer readers until its candidate rows are accounted for.
@@ -170,12 +200,15 @@ class Engine:
         3. the exact reader. ``attempt`` returns the number of candidate rows, or None when that
         reader does not apply (nothing to prune, or keys the fast reader cannot read).
         """
+        generation = self.generation
         for step in ("pruned", "fast", "exact"):
             source: Source = ExactSource(self.inputs.paths) if step == "exact" else FastSource(self.inputs.paths)
             candidates = attempt(source, step == "pruned")
             if candidates is None:
                 continue
             bad = self.malformed(candidates)
+            if self.generation != generation:
+                return self._passes(spec, attempt)  # inputs decoded with replacement: read them again (once)
             if step == "exact" or candidates == bad.count:
                 return bad
             if step == "fast" and not keeps_missing(spec.where, spec.range):

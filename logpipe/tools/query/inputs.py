@@ -48,6 +48,11 @@ class Inputs:
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.paths)
 
+    def replace(self, index: int, path: Path) -> None:
+        """Read the temporary file ``path`` in place of input ``index`` (same name in messages)."""
+        self.paths[index] = path
+        self._tmp.append(path)
+
     def cleanup(self) -> None:
         for p in self._tmp:
             p.unlink(missing_ok=True)

@@ -59,8 +59,9 @@ def logs_view_sql(engine: Engine) -> str:
 
 def run_sql(engine: Engine, sql: str) -> tuple[Table, Malformed]:
     """Run the user's ``sql`` over ``logs``; every column of the result is a group-like value."""
+    bad = engine.malformed(1)  # first: it may swap inputs for copies decoded with replacement
     engine.con.execute(logs_view_sql(engine)).fetchall()
     cursor = engine.con.execute(sql)
     names = [d[0] for d in cursor.description or []]
     rows: list[tuple[Any, ...]] = cursor.fetchall()
-    return Table(names, ["sql"] * len(names), rows), engine.malformed(1)
+    return Table(names, ["sql"] * len(names), rows), bad

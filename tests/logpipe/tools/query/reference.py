@@ -124,13 +124,13 @@ def _time(v: Any) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _first(doc: dict[str, Any], *keys: str) -> Any:
-    return next((doc[k] for k in keys if doc.get(k) not in (None, "", "-")), None)
+def _first(doc: dict[str, Any], *keys: str, absent: tuple[Any, ...] = (None, "", "-")) -> Any:
+    return next((doc[k] for k in keys if doc.get(k) not in absent), None)
 
 
 def to_rec(doc: dict[str, Any]) -> Rec:
     """The canonical reading of one decoded line (mirrors logpipe.core.fields' auto dialect by hand)."""
-    path = _first(doc, "path", "uri", "url", "request_uri", "request_path")
+    path = _first(doc, "path", "uri", "url", "request_uri", "request_path", absent=(None, "-"))  # "" is a path
     if "request_time" in doc:
         rt = _num(doc["request_time"])
     elif "latency" in doc:

@@ -59,9 +59,9 @@ def _status(doc: dict[str, Any]) -> Any:
 def _text(key: str) -> Any:
     def get(doc: dict[str, Any]) -> Any:
         v = doc.get(key)
-        if v in (None, "", "-"):
+        if v in ((None, "-") if key == "path" else (None, "", "-")):  # "" is a path (fields.keeps_empty)
             return None
-        return v.split("?", 1)[0] or None if key == "path" else v
+        return v.split("?", 1)[0] if key == "path" else v
 
     return get
 
