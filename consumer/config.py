@@ -16,14 +16,18 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, load_model
 from logpipe.core.durations import Duration
 from logpipe.core.fields import FieldMappingConfig
+from logpipe.core.kafka_security import KafkaSecurity
 
 DEFAULT_TOPICS = ["logpipe-access", "logpipe-app", "logpipe-stdout", "logpipe-trace"]
 
 _INDEX_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
-class KafkaConfig(StrictModel):
-    """Where records come from and where the ones that cannot be indexed go."""
+class KafkaConfig(KafkaSecurity):
+    """Where records come from and where the ones that cannot be indexed go.
+
+    The security keys (``security_protocol``, ``sasl_*``, ``ssl_*``) are the shipper's (docs/SECURITY.md);
+    they apply to the consumer, the dead-letter producer and topic creation alike."""
 
     bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, ``host:port[,host:port...]``."""

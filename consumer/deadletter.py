@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from consumer.telemetry import DeadLetterFailed, RecordDeadLettered, log
 from consumer.work import Work
+from logpipe.core.kafka_security import KafkaSecurity, aiokafka_kwargs, start_guarded
 
 H_DLQ_REASON = "lp.dlq.reason"
 H_DLQ_STAGE = "lp.dlq.stage"  # parse | index
@@ -46,9 +47,11 @@ class DeadLetterWriter:
         client_id: str = "logpipe-consumer-dlq",
         retry_initial: float = 0.2,
         retry_max: float = 5.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
+        self.security = security or KafkaSecurity()
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._client_id = client_id
@@ -62,6 +65,7 @@ class DeadLetterWriter:
             enable_idempotence=True,
             max_request_size=16 * 1024 * 1024,
             linger_ms=5,
+            **aiokafka_kwargs(self.security),
         )
 
     async def start(self) -> None:
@@ -71,16 +75,16 @@ class DeadLetterWriter:
         """
         await self._ensure_topic()
         try:
-            await self._producer.start()
+            await start_guarded(self._producer.start, self.security, self.bootstrap)
         except BaseException:
             await self._producer.stop()
             self._producer = self._new_producer()  # a failed client is not restartable
             raise
 
     async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **aiokafka_kwargs(self.security))
         try:
-            await admin.start()
+            await start_guarded(admin.start, self.security, self.bootstrap)
             if self.topic in await admin.list_topics():
                 return
             brokers = (await admin.describe_cluster()).get("brokers") or [None]

@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from consumer.config import KafkaConfig
 from consumer.telemetry import CommitFailed, OffsetsCommitted
 from consumer.work import TopicPartitionKey
+from logpipe.core.kafka_security import aiokafka_kwargs, start_guarded
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -63,6 +64,7 @@ class KafkaSource:
             heartbeat_interval_ms=max(1000, int(cfg.session_timeout * 1000) // 3),
             # Topics created after start (e.g. logpipe-trace) are picked up within this period.
             metadata_max_age_ms=30_000,
+            **aiokafka_kwargs(cfg),
         )
 
     async def start(self) -> None:
@@ -71,7 +73,7 @@ class KafkaSource:
         Raises when the brokers cannot be reached; the source can be started again afterwards.
         """
         try:
-            await self._consumer.start()
+            await start_guarded(self._consumer.start, self.cfg, self.cfg.bootstrap)
         except BaseException:
             await self._consumer.stop()
             self._consumer = self._new_consumer()  # a failed client is not restartable

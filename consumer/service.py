@@ -42,6 +42,7 @@ from consumer.telemetry import (
 )
 from consumer.work import SharedOffsets, TopicPartitionKey, Work
 from logpipe.core.envelope import decode_headers, document_id
+from logpipe.core.kafka_security import KafkaSecurityError
 from parsers import LineParser, Many, Parsed, Partial
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
 from parsers.fieldmap import FieldMap
@@ -83,7 +84,7 @@ class ConsumerService:
         self.source = KafkaSource(cfg.kafka, self)
         self.dlq = DeadLetterWriter(
             cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic,
-            retry_initial=cfg.bulk.retry_initial, retry_max=cfg.bulk.retry_max,
+            retry_initial=cfg.bulk.retry_initial, retry_max=cfg.bulk.retry_max, security=cfg.kafka,
         )
         self.indexer = Indexer(self.es, cfg.bulk, self._on_indexed, self._on_rejected)
         self.batcher = BulkBatcher(cfg.bulk.max_bytes, cfg.bulk.max_actions)
@@ -158,7 +159,9 @@ class ConsumerService:
                 return True
             except Exception as exc:
                 attempt += 1
-                log.warning(event, extra={"fields": {"error": repr(exc)[:300], "attempt": attempt}})
+                # A KafkaSecurityError is already the one line to show (broker, mechanism, fix).
+                error = str(exc) if isinstance(exc, KafkaSecurityError) else repr(exc)[:300]
+                log.warning(event, extra={"fields": {"error": error, "attempt": attempt}})
                 delay = backoff_seconds(attempt, self.cfg.bulk.retry_initial, self.cfg.bulk.retry_max)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), delay)

@@ -31,6 +31,7 @@ import pytest
 
 from logpipe.dev.services import ServiceBackend, ServiceName, open_backend
 from logpipe.dev.services.health import reachable
+from logpipe.dev.services.kafka_secure import SecureKafka, ensure_secure_kafka
 from logpipe.dev.services.outage import OutageControl
 from logpipe.dev.services.paths import DevPaths
 from logpipe.dev.services.sharing import ServiceUseLock
@@ -73,6 +74,13 @@ def es_url(dev_services: ServiceBackend) -> str:
 def alertmanager_url(dev_services: ServiceBackend) -> str:
     """Base URL of a running Alertmanager, e.g. ``"http://127.0.0.1:9093"``."""
     return dev_services.ensure("alertmanager")
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> SecureKafka:
+    """A second local broker with SASL_SSL (PLAIN, SCRAM-SHA-256/512) and mutual-TLS listeners, its CA
+    and credential files (``logpipe/dev/services/kafka_secure.py``); started once, kept running."""
+    return ensure_secure_kafka()
 
 
 _ENDPOINT_FIXTURES: dict[str, ServiceName] = {

@@ -464,7 +464,9 @@ code; the tables below are generated from those models and the docstrings under 
   (`where` expressions, regexes, channel references).
 - **Durations** are written `500ms`, `30s`, `5m`, `1h`, `7d` or `1w` (a bare number means seconds).
 - **Environment variables** are not expanded in the files (`${VAR}` is taken literally). These are
-  read: `NODE_NAME` (the shipper's `node_name`), `LOGPIPE_SLS_ACCESS_KEY_SECRET` (the SLS sink's secret,
+  read: `NODE_NAME` (the shipper's `node_name`), `LOGPIPE_KAFKA_SASL_PASSWORD` (the Kafka SASL
+  password when neither `kafka.sasl_password_file` nor `kafka.sasl_password` is set; docs/SECURITY.md),
+  `LOGPIPE_SLS_ACCESS_KEY_SECRET` (the SLS sink's secret,
   renamed with `access_key_secret_env`), `password_env` of an email channel (a variable you name);
   `LOGPIPE_ES_URL` and `LOGPIPE_INDEX_PREFIX` (`logpipe search` and `logpipe trace`),
   `LOGPIPE_ALERTMANAGER_URL` (`logpipe alerts list`); `LOGPIPE_SERVICES`, `LOGPIPE_KAFKA_BOOTSTRAP`,

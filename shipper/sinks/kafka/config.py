@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from logpipe.core.config_base import StrictModel
 from logpipe.core.durations import Duration
+from logpipe.core.kafka_security import KafkaSecurity
 
 
-class KafkaSinkConfig(StrictModel):
-    """Where and how lines are produced. ``acks=all`` and idempotence are fixed: they are the contract."""
+class KafkaSinkConfig(KafkaSecurity):
+    """Where and how lines are produced. ``acks=all`` and idempotence are fixed: they are the contract.
+
+    The security keys (``security_protocol``, ``sasl_*``, ``ssl_*``) are the consumer's too (docs/SECURITY.md)."""
 
     bootstrap: str = "127.0.0.1:9092"
     """Bootstrap servers, ``host:port[,host:port...]``."""

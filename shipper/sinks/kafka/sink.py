@@ -38,6 +38,7 @@ from aiokafka.partitioner import murmur2
 from logpipe.core import envelope as ev
 from logpipe.core.delivery import BatchStatus
 from logpipe.core.envelope import LineRecord, LineRun, SourceMeta
+from logpipe.core.kafka_security import aiokafka_kwargs, start_guarded
 from shipper.sinks.kafka.config import KafkaSinkConfig
 from shipper.sinks.kafka.records import CODECS, EncodedBatch, RunHeaders, compressor, encode_headers, encode_run
 
@@ -117,13 +118,14 @@ class KafkaSink:
             max_request_size=c.max_request_bytes,
             linger_ms=int(c.linger * 1000),
             request_timeout_ms=int(c.request_timeout * 1000),
+            **aiokafka_kwargs(c),
         )
 
     async def start(self) -> None:
-        """Connect; raises ``KafkaError`` if no broker answers (the caller retries)."""
+        """Connect; raises ``KafkaSecurityError`` (one line: broker, mechanism, fix) on failure (the caller retries)."""
         producer = self._new_producer()
         try:
-            await producer.start()
+            await start_guarded(producer.start, self.cfg, self.cfg.bootstrap)
         except BaseException:
             with contextlib.suppress(Exception):
                 await producer.stop()
@@ -164,7 +166,8 @@ class KafkaSink:
 
     async def _create_topic(self, topic: str) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.cfg.bootstrap, client_id=f"{self.cfg.client_id}-admin",
-                                    request_timeout_ms=int(self.cfg.request_timeout * 1000))
+                                    request_timeout_ms=int(self.cfg.request_timeout * 1000),
+                                    **aiokafka_kwargs(self.cfg))
         await admin.start()
         try:
             resp: Any = await admin.create_topics([NewTopic(topic, self.cfg.partitions, 1)])
