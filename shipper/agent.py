@@ -9,9 +9,19 @@
 4. :meth:`Agent.on_delivered` — the ack path — moves each stream's contiguous low-water mark and is
    the only caller of ``Registry.commit``; the registry is written every ``flush_interval``.
 
+Every long-running task runs under one :class:`~logpipe.core.supervisor.Supervisor`: discovery, its
+event follower, the read loop, the batch linger and the registry writer are restarted with backoff
+when they fail; a task that keeps failing makes the agent flush and exit 1 (the kubelet restarts it).
+Their heartbeats and the pipeline's delivery heartbeat decide ``/healthz``; ``/readyz`` says whether
+lines can be delivered now and whether checkpoints are being saved.
+
+File reads run in worker threads (``read`` pool) and registry writes in another, so a slow or hung
+disk delays that file or that checkpoint, never the event loop that drives the sink's acks and
+heartbeats: a read not done within ``tail.read_timeout`` is left to finish in the background.
+
 On stop: reading stops, in-flight batches get ``shutdown_grace`` seconds to be acknowledged, the
-registry is written, and ``run`` returns 0. Lines still unacknowledged then are read again after
-the restart (at-least-once: duplicates are limited to that tail).
+registry is written, and ``run`` returns 0 (1 after a task failure). Lines still unacknowledged then
+are read again after the restart (at-least-once: duplicates are limited to that tail).
 """
 
 from __future__ import annotations
@@ -19,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from logpipe.core.supervisor import Heartbeat, Supervisor
 from shipper import telemetry
 from shipper.config import ShipperConfig
 from shipper.discovery import Discovery, FileAdded, FileRemoved
@@ -33,6 +44,12 @@ from shipper.registry import Registry, write_atomically
 from shipper.rules import Rules
 from shipper.sinks.base import Sink
 from shipper.streams import StreamSet
+from shipper.tailer import Chunk, Tailer
+
+READ_THREADS = 4  # reads in flight at once; a hung one holds its thread until the disk answers
+
+# Stopped first on shutdown (the rest, the linger, keeps batches moving while the pipeline drains).
+_INTAKE = ("read", "discovery", "discovery-events", "registry-flush", "sink-connect")
 
 
 def _configured_sink(cfg: ShipperConfig) -> Sink:
@@ -58,10 +75,18 @@ class Agent:
         self.read_limits = cfg.tail.read_limits()
         self.streams: StreamSet | None = None
         self.pipeline = Pipeline(self.sink, cfg.pipeline.limits(), self.on_delivered)
-        self.http = HttpServer(cfg.http.host, cfg.http.port, self._ready)
+        self.http = HttpServer(cfg.http.host, cfg.http.port, self._ready, self._healthy)
         self.http_port = 0
         self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
+        h = cfg.health
+        self.supervisor = Supervisor("shipper", max_restarts=h.max_restarts, restart_window=h.restart_window)
+        self.read_heartbeat: Heartbeat = self.supervisor.heartbeat("read")
+        self.registry_heartbeat: Heartbeat = self.supervisor.heartbeat("registry-flush")
+        self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="logpipe-read")
+        self._registry_pool = ThreadPoolExecutor(1, thread_name_prefix="logpipe-registry")
+        self._slow_reads: set[Tailer] = set()
+        self.registry_error = ""  # the last registry write's error; "" once a write succeeds
+        self._registry_failing_since = 0.0
 
     # --- the ack path ---------------------------------------------------------------------------
 
@@ -79,7 +104,9 @@ class Agent:
         """Read new lines from every open stream and hand them to the pipeline, until stopped."""
         poll = self.cfg.tail.poll_interval
         last_poll = 0.0
+        hb = self.read_heartbeat
         while not self._stopping:
+            hb.beat()
             now = time.monotonic()
             if now - last_poll >= poll:
                 assert self.streams is not None
@@ -90,38 +117,88 @@ class Agent:
 
     async def read_round(self, now: float) -> bool:
         """One read from each stream with new bytes; True if anything was read."""
-        streams, pipeline, limits = self.streams, self.pipeline, self.read_limits
+        streams, pipeline = self.streams, self.pipeline
         assert streams is not None
         progressed = False
         for t in streams.readable():
-            await pipeline.wait_for_capacity()
+            if t.reading:
+                continue  # its last read is still running (slow disk): the other files go on
+            if not pipeline.has_capacity:
+                with self.read_heartbeat.waiting():  # the sink is behind: waiting is not being stuck
+                    await pipeline.wait_for_capacity()
             if self._stopping:
                 break
             if t.fd is None:
                 continue
-            try:
-                chunk = t.read(limits, now, flush_partial=t.state == "draining")
-            except OSError as exc:
-                telemetry.FileOpenFailed(t.target.abspath, str(exc)).emit()
-                continue
+            chunk = await self._read(t, now)
             if chunk is None:
                 continue
             progressed = True
-            t.size = max(t.size, chunk.end)
-            pipeline.append(t, chunk)
-            if chunk.nlines:
-                telemetry.LinesRead(t.target.abspath, t.meta.log_type, chunk.nlines,
-                                    chunk.end - chunk.start).emit()
+            self._take(t, chunk)
         return progressed
 
-    # --- lifecycle -------------------------------------------------------------------------------
+    async def _read(self, t: Tailer, now: float) -> Chunk | None:
+        """``t.read`` in a worker thread; None when nothing was read or the read outlived ``read_timeout``."""
+        t.reading = True
+        fut = self._read_pool.submit(t.read, self.read_limits, now, t.state == "draining")
+        wrapped = asyncio.wrap_future(fut)
+        done, _ = await asyncio.wait({wrapped}, timeout=self.cfg.tail.read_timeout)
+        if not done:
+            telemetry.ReadStalled(t.target.abspath, self.cfg.tail.read_timeout).emit()
+            self._slow_reads.add(t)
+            wrapped.add_done_callback(lambda _f: self._late_read(t, fut))
+            return None
+        return self._finish_read(t, fut)
+
+    def _finish_read(self, t: Tailer, fut: Future[Chunk | None]) -> Chunk | None:
+        t.read_ended()
+        try:
+            return fut.result()
+        except OSError as exc:
+            telemetry.FileOpenFailed(t.target.abspath, str(exc)).emit()
+            return None
+
+    def _late_read(self, t: Tailer, fut: Future[Chunk | None]) -> None:
+        """A slow read ended (on the loop): its lines join the pipeline as if read just now."""
+        self._slow_reads.discard(t)
+        chunk = self._finish_read(t, fut)
+        if chunk is not None and not self._stopping:
+            self._take(t, chunk)
+
+    def _take(self, t: Tailer, chunk: Chunk) -> None:
+        t.size = max(t.size, chunk.end)
+        self.pipeline.append(t, chunk)
+        if chunk.nlines:
+            telemetry.LinesRead(t.target.abspath, t.meta.log_type, chunk.nlines, chunk.end - chunk.start).emit()
+
+    # --- health ----------------------------------------------------------------------------------
+
+    def _healthy(self) -> tuple[bool, str]:
+        """Making progress: no task failed for good, no work loop stalled, some read thread free."""
+        sup, h = self.supervisor, self.cfg.health
+        if sup.failed.is_set():
+            return False, sup.failure
+        stalled = [f"{hb.name} ({hb.age():.0f}s)" for hb in sup.stalled(h.stall_after)]
+        if self.pipeline.heartbeat.stalled(h.delivery_stall_after):
+            stalled.append(f"delivery ({self.pipeline.heartbeat.age():.0f}s)")
+        if stalled:
+            return False, "stalled: " + ", ".join(stalled)
+        if len(self._slow_reads) >= READ_THREADS:
+            hung = ", ".join(t.target.abspath for t in self._slow_reads)
+            return False, f"all {READ_THREADS} read threads hung: {hung}"
+        return True, "ok"
 
     def _ready(self) -> tuple[bool, str]:
         if not self.registry.loaded:
             return False, "registry not loaded"
         if not self.sink.connected:
             return False, f"sink {self.sink.name} not connected"
+        if self.registry_error:
+            since = time.monotonic() - self._registry_failing_since
+            return False, f"checkpoints not saved for {since:.0f}s: {self.registry_error}"
         return True, "ready"
+
+    # --- the tasks -------------------------------------------------------------------------------
 
     async def _connect_sink(self) -> None:
         delay = 0.2
@@ -144,23 +221,30 @@ class Agent:
                 streams.remove(ev.target)
 
     async def _flush_registry(self) -> None:
+        hb = self.registry_heartbeat
         while True:
-            await asyncio.sleep(self.cfg.registry.flush_interval)
+            with hb.waiting():
+                await asyncio.sleep(self.cfg.registry.flush_interval)
             await self._write_registry()
+            hb.beat()
 
     async def _write_registry(self) -> None:
+        """Write the registry if it changed (in its own thread); a failure keeps it dirty for the next turn."""
         if not self.registry.dirty:
             return
         data = self.registry.snapshot()
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(write_atomically, self.registry.path, data)
-            telemetry.RegistryWritten(str(self.registry.path), len(self.registry)).emit()
+            await loop.run_in_executor(self._registry_pool, write_atomically, self.registry.path, data)
         except OSError as exc:
             self.registry.mark_dirty()
+            if not self.registry_error:
+                self._registry_failing_since = time.monotonic()
+            self.registry_error = str(exc)
             telemetry.RegistryWritten(str(self.registry.path), len(self.registry), error=str(exc)).emit()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+            return
+        self.registry_error = ""
+        telemetry.RegistryWritten(str(self.registry.path), len(self.registry)).emit()
 
     def load_state(self, clock: Callable[[], float] = time.monotonic) -> StreamSet:
         """Read the registry back and set up the streams (before anything is read)."""
@@ -174,8 +258,10 @@ class Agent:
         )
         return self.streams
 
+    # --- lifecycle -------------------------------------------------------------------------------
+
     async def run(self, stop: asyncio.Event) -> int:
-        """Ship until ``stop`` is set; returns the exit code (0 after a clean flush)."""
+        """Ship until ``stop`` is set; returns the exit code (0 after a clean flush, 1 after a task failed)."""
         cfg = self.cfg
         self.load_state()
         self.http_port = await self.http.start()
@@ -188,39 +274,40 @@ class Agent:
             config=cfg.discovery,
             pod_meta=PodMetadata(cfg.pod_metadata, cfg.node_name),
         )
-        self._spawn(self._connect_sink(), "sink-connect")
-        self._spawn(self.pipeline.run(), "pipeline-linger")
-        self._spawn(self._flush_registry(), "registry-flush")
+        sup = self.supervisor
+        sup.watch(discovery.heartbeat)
+        sup.start("sink-connect", self._connect_sink, once=True)
+        sup.start("pipeline-linger", self.pipeline.run)
+        sup.start("registry-flush", self._flush_registry)
         discovery_started = False
         try:
-            await discovery.start()
+            await discovery.start(background=False)
             discovery_started = True
-            self._spawn(self._follow_discovery(discovery), "discovery-events")
-            self._spawn(self.read_from_sources(), "read")
-            await stop.wait()
+            sup.start("discovery", discovery.run)
+            sup.start("discovery-events", lambda: self._follow_discovery(discovery))
+            sup.start("read", self.read_from_sources)
+            stopped = asyncio.ensure_future(stop.wait())
+            failed = asyncio.ensure_future(sup.failed.wait())
+            try:
+                await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                failed.cancel()
         finally:
             await self._shutdown(discovery if discovery_started else None)
-        return 0
+        return 1 if sup.failed.is_set() else 0
 
     async def _shutdown(self, discovery: Discovery | None) -> None:
+        """Stop reading, let in-flight batches finish within the grace period, write what was acknowledged."""
         self._stopping = True
+        await self.supervisor.stop(*_INTAKE)
         if discovery is not None:
             with contextlib.suppress(Exception):
                 await discovery.stop()
-        for task in self._tasks:
-            if task.get_name() in ("read", "discovery-events", "registry-flush", "sink-connect"):
-                task.cancel()
-        for task in self._tasks:
-            if task.get_name() in ("read", "discovery-events", "registry-flush", "sink-connect"):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
         flushed = await self.pipeline.drain(self.cfg.shutdown_grace)
         unacked = self.pipeline.bytes_in_flight
         await self.pipeline.close()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.supervisor.stop()
         self.registry.mark_dirty()
         await self._write_registry()
         with contextlib.suppress(Exception):
@@ -228,4 +315,7 @@ class Agent:
         if self.streams is not None:
             self.streams.close_all()
         await self.http.stop()
-        telemetry.ShipperStopped("stop" if flushed else "grace period over", unacked).emit()
+        self._read_pool.shutdown(wait=False, cancel_futures=True)  # a hung read must not hang the exit
+        self._registry_pool.shutdown(wait=False)
+        reason = self.supervisor.failure or ("stop" if flushed else "grace period over")
+        telemetry.ShipperStopped(reason, unacked).emit()

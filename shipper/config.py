@@ -16,6 +16,7 @@ flags override the file (see ``logpipe/cli/ship.py``). Sections::
     tail: {max_line_bytes: 256KiB, long_lines: truncate, partial_line_timeout: 5s, ...}
     pipeline: {batch_max_lines: 4096, max_bytes_in_flight: 16777216, ...}
     http: {host: 0.0.0.0, port: 9102}
+    health: {stall_after: 60s, delivery_stall_after: 5m, max_restarts: 5}
     shutdown_grace: 10s
 """
 
@@ -75,6 +76,9 @@ class TailConfig(StrictModel):
     """Bytes read from one file at a time."""
     poll_interval: Duration = 0.25
     """How often open files are checked for new bytes, truncation and deletion."""
+    read_timeout: Duration = Field(default=2.0, gt=0)
+    """A read from one file (in a worker thread) not done in this time is left to finish in the
+    background: that file waits (event ``ReadStalled``), the other files go on."""
     max_open_files: int = Field(default=1024, ge=1)
     """Most files held open; past it, the longest-idle files are closed (and reopened when they change)."""
     close_inactive: Duration | None = None
@@ -146,6 +150,21 @@ class HttpConfig(StrictModel):
     """Port; 0 picks a free one (logged at start)."""
 
 
+class HealthConfig(StrictModel):
+    """What ``/healthz`` calls stuck, and when a failing task ends the process (``logpipe/core/supervisor.py``)."""
+
+    stall_after: Duration = Field(default=60.0, gt=0)
+    """/healthz fails when the read loop, discovery or the registry writer has not turned for this long
+    (waiting for the sink's capacity during an outage does not count: that is not a reason to restart)."""
+    delivery_stall_after: Duration = Field(default=300.0, gt=0)
+    """/healthz fails when batches are in flight and no send has returned, delivered or failed, for this
+    long (a sink outage keeps returning failures, so it does not trip this; a hung client does)."""
+    max_restarts: int = Field(default=5, ge=0)
+    """A task that fails more often than this within restart_window makes the shipper flush and exit 1."""
+    restart_window: Duration = Field(default=300.0, gt=0)
+    """The window max_restarts counts in."""
+
+
 class KafkaSinkChoice(StrictModel):
     """Ship to Kafka, configured by the ``kafka:`` section (the default sink)."""
 
@@ -190,6 +209,7 @@ class ShipperConfig(StrictModel):
     tail: TailConfig = Field(default_factory=TailConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     shutdown_grace: Duration = 10.0
     """On SIGTERM: how long in-flight batches may take to be acknowledged before the registry is written."""
     log_level: str = "info"

@@ -58,6 +58,7 @@ from pydantic import Field
 
 from logpipe.core.config_base import StrictModel
 from logpipe.core.durations import Duration
+from logpipe.core.supervisor import Heartbeat
 from shipper.fs_watch import PathWatcher
 from shipper.pod_meta import PodMetadata, looks_like_uid, parse_log_dir
 from shipper.rules import Rule, Rules
@@ -161,6 +162,7 @@ class Discovery:
         self._awaiting: dict[str, float] = {}  # uid -> when its pod directory appeared
         self._root_errors: set[str] = set()  # roots whose listing failed (warned once)
         self._wake = asyncio.Event()
+        self.heartbeat = Heartbeat("discovery")
         self._stopping = False
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
@@ -173,8 +175,10 @@ class Discovery:
 
     # -- public API --
 
-    async def start(self) -> None:
-        """Sync pod metadata, scan everything once (events queued), then watch and rescan in the background."""
+    async def start(self, background: bool = True) -> None:
+        """Sync pod metadata, scan everything once (events queued), then watch and rescan in the background.
+
+        ``background=False``: the caller runs :meth:`run` itself (the agent, under its supervisor)."""
         self._loop = asyncio.get_running_loop()
         try:
             await self.pod_meta.start()
@@ -184,7 +188,8 @@ class Discovery:
         except BaseException:
             await self.stop()  # no thread left behind
             raise
-        self._task = asyncio.create_task(self._run(), name="discovery")
+        if background:
+            self._task = asyncio.create_task(self.run(), name="discovery")
 
     async def stop(self) -> None:
         """Stop watching; ``events()`` ends after the events already queued. Idempotent."""
@@ -240,16 +245,19 @@ class Discovery:
                     return ("logs", first)
         return None
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Watch and rescan until :meth:`stop`; advances :attr:`heartbeat` once per cycle."""
         next_full = time.monotonic() + self.config.rescan_interval
+        hb = self.heartbeat
         while not self._stopping:
+            hb.beat()
             now = time.monotonic()
             deadline = next_full
             if self._awaiting:
                 deadline = min(deadline, now + 0.25)
             if any(self._pending.values()):
                 deadline = min(deadline, now + 0.1)
-            with contextlib.suppress(TimeoutError):
+            with hb.waiting(), contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(deadline - now, 0.0))
             if self._stopping:
                 break

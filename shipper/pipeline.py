@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from logpipe.core.delivery import BatchStatus
 from logpipe.core.envelope import LineRecord, LineRun
+from logpipe.core.supervisor import Heartbeat
 from shipper import telemetry
 from shipper.sinks.base import Sink
 from shipper.tailer import Chunk, Tailer, dead_letter_flags
@@ -106,6 +107,8 @@ class Pipeline:
         self._capacity.set()
         self._slots = asyncio.Semaphore(limits.max_batches_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Turns on every send outcome (delivered or failed): an outage still turns it, a hung send does not.
+        self.heartbeat = Heartbeat("delivery", idle=lambda: not self._tasks)
 
     # --- the reader's side -----------------------------------------------------------------------
 
@@ -169,6 +172,10 @@ class Pipeline:
         await self._capacity.wait()
 
     @property
+    def has_capacity(self) -> bool:
+        return self._capacity.is_set()
+
+    @property
     def bytes_in_flight(self) -> int:
         return self._inflight_bytes
 
@@ -191,6 +198,8 @@ class Pipeline:
         for t, (s, e) in b.ranges.items():
             if e > s:
                 t.acks.add(s, e)
+        if not self._tasks:
+            self.heartbeat.beat()  # work starts now: the stall clock starts now, not at the last outcome
         task = asyncio.get_running_loop().create_task(self._deliver(b))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -227,6 +236,7 @@ class Pipeline:
                 raise
             except Exception as exc:  # a sink bug or an unexpected client error: treat as transient
                 status, error = BatchStatus.ERRORED, f"{type(exc).__name__}: {exc}"
+            self.heartbeat.beat()
             if status is BatchStatus.DELIVERED:
                 telemetry.BatchAcked(self.sink.name, b.nlines, attempt).emit()
                 return
@@ -248,6 +258,7 @@ class Pipeline:
                 raise
             except Exception as exc:  # a sink bug or an unexpected client error: treat as transient
                 status, error = BatchStatus.ERRORED, f"{type(exc).__name__}: {exc}"
+            self.heartbeat.beat()
             if status is BatchStatus.DELIVERED:
                 telemetry.BatchAcked(self.sink.name, len(records), attempt).emit()
                 return

@@ -81,6 +81,7 @@ class Registry:
     def load(cls, path: str | Path) -> Registry:
         """Read the registry file (absent: empty). A torn or corrupt file is set aside, not trusted."""
         reg = cls(path)
+        reg.remove_stale_temps()
         try:
             raw = reg.path.read_bytes()
         except FileNotFoundError:
@@ -108,6 +109,14 @@ class Registry:
             reg._entries.clear()
         reg.loaded = True
         return reg
+
+    def remove_stale_temps(self) -> None:
+        """Delete temp files a killed writer left (``.registry.json.tmp-<pid>``): on a small volume
+        they would hold the space the next write needs."""
+        with contextlib.suppress(OSError):
+            for p in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
     def get(self, stream_id: str) -> Entry | None:
         return self._entries.get(stream_id)
@@ -174,14 +183,19 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a half-written temp on a full disk would keep it full
+        raise
     dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

@@ -285,6 +285,8 @@ class StreamSet:
         """Check every open file (truncated? deleted? grown?), retry pending files, release and expire."""
         now = self._clock()
         for t in list(self.tailers.values()):
+            if t.reading:
+                continue  # a read of it is still running (slow disk): looked at once it ends
             if t.fd is not None:
                 self._check(t, now)
             elif t.state == "detached":

@@ -94,6 +94,8 @@ class Tailer:
     skipping: bool = False  # inside an over-long line: drop bytes up to its newline
     last_change: float = field(default_factory=time.monotonic)
     detached_at: float = 0.0
+    reading: bool = False  # a read runs in a worker thread: the fd must stay open until it ends
+    _close_when_read: bool = False
 
     @property
     def scope(self) -> str:
@@ -205,10 +207,20 @@ class Tailer:
         return self.partial_since is not None
 
     def close(self) -> None:
-        """Close the fd (the stream and its position remain)."""
+        """Close the fd (the stream and its position remain); during a read, once it has ended."""
+        if self.reading:
+            self._close_when_read = True  # closed now, the fd number could be reused under the read
+            return
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)
+
+    def read_ended(self) -> None:
+        """The worker thread's read returned: a close asked for meanwhile happens now."""
+        self.reading = False
+        if self._close_when_read:
+            self._close_when_read = False
+            self.close()
 
 
 def scope_of(target: FileTarget) -> str:

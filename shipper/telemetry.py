@@ -42,6 +42,9 @@ REGISTRY_WRITES = Counter(_P + "registry_writes", "Registry files written", ["re
 OPEN_FILES = Gauge(_P + "open_files", "File descriptors held open by tailers")
 STREAMS = Gauge(_P + "streams", "File streams tracked")
 FILE_LAG = Gauge(_P + "file_lag_bytes", "Bytes on disk not yet read, per file", ["path"])
+REGISTRY_WRITE_FAILING = Gauge(_P + "registry_write_failing",
+                               "1 while the last registry write failed (checkpoints not saved), else 0")
+READS_STALLED = Counter(_P + "reads_stalled", "File reads that took longer than tail.read_timeout")
 BYTES_IN_FLIGHT = Gauge(_P + "bytes_in_flight", "Bytes read but not yet acknowledged")
 
 
@@ -233,6 +236,19 @@ class RegistryWritten(Event):
     def emit(self) -> None:
         _log(logging.ERROR if self.error else logging.DEBUG, "RegistryWritten", self.fields())
         REGISTRY_WRITES.labels(result="error" if self.error else "ok").inc()
+        REGISTRY_WRITE_FAILING.set(1 if self.error else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStalled(Event):
+    """A file's read did not return within ``timeout`` seconds: that file waits, the others go on."""
+
+    path: str
+    timeout: float
+
+    def emit(self) -> None:
+        _log(logging.WARNING, "ReadStalled", self.fields())
+        READS_STALLED.inc()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,3 +33,18 @@ async def test_health_readiness_and_metrics() -> None:
     finally:
         await server.stop()
     await server.stop()  # idempotent
+
+
+async def test_healthz_tells_what_is_stalled() -> None:
+    health = {"now": (False, "stalled: read (75s)")}
+    server = HttpServer("127.0.0.1", 0, lambda: (True, "ready"), lambda: health["now"])
+    port = await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                assert (r.status, await r.text()) == (503, "stalled: read (75s)\n")
+            health["now"] = (True, "ok")
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                assert (r.status, await r.text()) == (200, "ok\n")
+    finally:
+        await server.stop()
