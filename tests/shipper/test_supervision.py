@@ -59,6 +59,9 @@ class Running:
     async def wait_delivered(self, lines: list[bytes], timeout: float = 15.0) -> None:
         await until(lambda: set(lines) <= set(self.delivered()), timeout, f"lines not delivered: {len(lines)}")
 
+    def registry_bytes(self) -> bytes:
+        return Path(self.agent.cfg.registry.path).read_bytes()
+
     def registry_offsets(self) -> dict[str, int]:
         path = Path(self.agent.cfg.registry.path)
         if not path.exists():
@@ -182,7 +185,7 @@ async def test_registry_writes_failing_keep_shipping_and_say_so(shipper: Callabl
     first = run.write_lines("app.log", 10)
     await run.wait_delivered(first)
     await until(lambda: run.registry_offsets().get("app.log") == 10 * len(first[0] + b"\n"), what="checkpoint")
-    before = Path(run.agent.cfg.registry.path).read_bytes()
+    before = run.registry_bytes()
 
     def full_disk(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -191,10 +194,10 @@ async def test_registry_writes_failing_keep_shipping_and_say_so(shipper: Callabl
     second = run.write_lines("app.log", 10)
     await run.wait_delivered(first + second)
     await until(lambda: not run.agent._ready()[0], what="readyz failing")
-    ok, why = run.agent._ready()
+    why = run.agent._ready()[1]
     assert why.startswith("checkpoints not saved for ") and "No space left on device" in why
     assert telemetry.REGISTRY_WRITE_FAILING._value.get() == 1
-    assert Path(run.agent.cfg.registry.path).read_bytes() == before  # the previous version stays
+    assert run.registry_bytes() == before  # the previous version stays
     assert run.agent._healthy()[0]  # a full disk is not a reason to restart the process
 
     monkeypatch.undo()  # space again: the next turn writes
