@@ -2,17 +2,23 @@
 
 Endpoints (project from the ``Host`` header, ``<project>.<endpoint host>``):
 
-* ``POST /logstores/{logstore}/shards/lb`` (and ``/shards/route``): PutLogs. Checks the signature,
-  ``Content-MD5``, decompresses (``x-log-compresstype``: lz4, deflate, zstd or none) to exactly
-  ``x-log-bodyrawsize`` bytes, parses the protobuf ``LogGroup`` with the SDK's own class, stores it.
-* ``GET /logstores``: ListLogStores; ``GET /logstores/{logstore}/shards``: ListShards (one shard, 0);
-* ``GET /logstores/{logstore}/shards/0?type=cursor&from=begin|end|<ts>``: GetCursor;
-* ``GET /logstores/{logstore}/shards/0?type=log&cursor=..&count=..``: PullLogs, a ``LogGroupList``
-  (lz4 when asked by ``Accept-Encoding``) with ``x-log-cursor``/``x-log-count``/``x-log-bodyrawsize``.
+* ``POST /logstores/{logstore}/shards/lb`` (round robin) and ``/shards/route?key=<hash>``: PutLogs.
+  Checks the signature, ``Content-MD5``, decompresses (``x-log-compresstype``: lz4, deflate, zstd or
+  none) to exactly ``x-log-bodyrawsize`` bytes, parses the protobuf ``LogGroup`` with the SDK's own
+  class, stores it in a readwrite shard.
+* ``GET /logstores``: ListLogStores; ``GET /logstores/{logstore}/shards``: ListShards;
+  ``POST /logstores/{logstore}/shards/{id}?action=split&key=<hash>`` / ``?action=merge``: SplitShard,
+  MergeShard (``store.py``);
+* ``GET /logstores/{logstore}/shards/{id}?type=cursor&from=begin|end|<ts>``: GetCursor;
+* ``GET /logstores/{logstore}/shards/{id}?type=log&cursor=..&count=..``: PullLogs, a ``LogGroupList``
+  (lz4 when asked by ``Accept-Encoding``) with ``x-log-cursor``/``x-log-count``/``x-log-bodyrawsize``;
+* ``/logstores/{logstore}/consumergroups[/{group}]``: create, update, delete and list consumer groups,
+  heartbeat with shard assignment, update and get checkpoints (``consumer_groups.py``).
 
 Errors are the service's JSON ``{"errorCode": ..., "errorMessage": ...}`` with its HTTP status. Tests
-can make the next requests fail (:meth:`SlsServer.fail_next`) and read what was stored
-(:meth:`SlsServer.logs`).
+can make the next requests fail (:meth:`SlsServer.fail_next`, e.g. ``403 ReadQuotaExceed``) or wait
+(:meth:`SlsServer.slow_next`), split a shard (:meth:`SlsServer.split_shard`) and read what was
+stored (:meth:`SlsServer.logs`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import asyncio
 import hashlib
 import ipaddress
 import itertools
+import json
 import time
 import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +40,8 @@ from aiohttp import web
 from aliyun.log.proto import LogGroupListRaw, LogGroupRaw
 
 from logpipe.dev.services.sls.auth import verify
-from logpipe.dev.services.sls.store import Store, decode_cursor, encode_cursor
+from logpipe.dev.services.sls.consumer_groups import ConsumerGroup, ConsumerGroups
+from logpipe.dev.services.sls.store import Logstore, Shard, Store, decode_cursor, encode_cursor
 
 DEV_KEYS = {"logpipe-dev": "logpipe-dev-secret"}  # the shipper's default key (shipper/sinks/sls/config.py)
 MAX_RAW_BODY = 10 * 1024 * 1024
@@ -81,20 +89,31 @@ class SlsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         auto_create: bool = True,
+        shard_count: int = 1,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys = dict(keys or DEV_KEYS)
         self.host = host
         self.port = port
-        self.store = Store(auto_create=auto_create)
+        self.store = Store(auto_create=auto_create, shard_count=shard_count)
+        self.groups = ConsumerGroups(clock)
         self.requests = 0
         self.put_compressions: list[str] = []  # x-log-compresstype of every accepted PutLogs
-        self._faults: list[tuple[int, str, str]] = []
+        self._faults: list[tuple[str | None, int, str, str]] = []
+        self._delays: list[tuple[str | None, float]] = []
         self._runner: web.AppRunner | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
-        self.app.router.add_post("/logstores/{logstore}/shards/{mode}", self._put_logs)
+        self.app.router.add_post("/logstores/{logstore}/shards/{mode}", self._shard_post)
         self.app.router.add_get("/logstores", self._list_logstores)
         self.app.router.add_get("/logstores/{logstore}/shards", self._list_shards)
         self.app.router.add_get("/logstores/{logstore}/shards/{shard}", self._shard_get)
+        groups = "/logstores/{logstore}/consumergroups"
+        self.app.router.add_post(groups, self._create_group)
+        self.app.router.add_get(groups, self._list_groups)
+        self.app.router.add_put(groups + "/{group}", self._update_group)
+        self.app.router.add_delete(groups + "/{group}", self._delete_group)
+        self.app.router.add_post(groups + "/{group}", self._group_post)
+        self.app.router.add_get(groups + "/{group}", self._get_checkpoints)
 
     @property
     def endpoint(self) -> str:
@@ -117,15 +136,42 @@ class SlsServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def fail_next(self, count: int, status: int = 503, code: str = "ServerBusy", message: str = "injected") -> None:
-        """Answer the next ``count`` requests with this error (before any other check)."""
-        self._faults.extend([(status, code, message)] * count)
+    def fail_next(
+        self,
+        count: int,
+        status: int = 503,
+        code: str = "ServerBusy",
+        message: str = "injected",
+        *,
+        only: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests with this error (before any other check); ``only``
+        limits it to one kind of request: ``put``, ``pull``, ``cursor``, ``heartbeat``, ``checkpoint``."""
+        self._faults.extend([(only, status, code, message)] * count)
+
+    def slow_next(self, count: int, seconds: float, *, only: str | None = None) -> None:
+        """Make the next ``count`` requests (of kind ``only``, as in :meth:`fail_next`) wait first."""
+        self._delays.extend([(only, seconds)] * count)
+
+    def split_shard(self, project: str, logstore: str, shard: int) -> list[int]:
+        """Split a readwrite shard in the middle of its range (as SplitShard does); the new ids."""
+        store = self.store.get(project, logstore)
+        if store is None or shard not in store.shards:
+            raise KeyError(f"{project}/{logstore} has no shard {shard}")
+        s = store.shards[shard]
+        middle = f"{(s.begin + s.end) // 2:032x}"
+        return [child.id for child in store.split(shard, middle)[1:]]
+
+    def shards(self, project: str, logstore: str) -> list[dict[str, object]]:
+        store = self.store.projects.get(project, {}).get(logstore)
+        return [s.describe() for s in store.shards.values()] if store else []
 
     def logs(self, project: str, logstore: str) -> list[StoredLog]:
-        """Everything stored in a logstore, in order."""
+        """Everything stored in a logstore, shard by shard, each in order."""
         store = self.store.projects.get(project, {}).get(logstore)
+        raws = [raw for shard in store.shards.values() for raw in shard.groups] if store else []
         out: list[StoredLog] = []
-        for raw in store.groups if store else ():
+        for raw in raws:
             group = LogGroupRaw()
             group.ParseFromString(raw)
             tags = {f"__tag__:{t.Key}": t.Value for t in group.LogTags}
@@ -136,12 +182,27 @@ class SlsServer:
 
     # -- request handling ------------------------------------------------------------------------
 
-    def _check(self, request: web.Request) -> str:
+    @staticmethod
+    def _kind(request: web.Request) -> str:
+        q = request.query
+        if request.path.endswith(("/shards/lb", "/shards/route")):
+            return "put"
+        if "/consumergroups" in request.path:
+            return q.get("type", "group")
+        return {"log": "pull", "cursor": "cursor"}.get(q.get("type", ""), "other")
+
+    async def _check(self, request: web.Request) -> str:
         """Fault injection, then the signature; returns the project named by the Host header."""
         self.requests += 1
-        if self._faults:
-            status, code, message = self._faults.pop(0)
-            raise SlsError(status, code, message)
+        kind = self._kind(request)
+        delay = next((d for d in self._delays if d[0] in (None, kind)), None)
+        if delay is not None:
+            self._delays.remove(delay)
+            await asyncio.sleep(delay[1])
+        fault = next((f for f in self._faults if f[0] in (None, kind)), None)
+        if fault is not None:
+            self._faults.remove(fault)
+            raise SlsError(*fault[1:])
         headers = {k.lower(): v for k, v in request.headers.items()}
         error = verify(request.method, request.path, dict(request.query), headers, self.keys)
         if error is not None:
@@ -154,11 +215,31 @@ class SlsServer:
             raise SlsError(404, "ProjectNotExist", f"The Project does not exist : {project}")
         return project
 
-    def _logstore(self, project: str, name: str) -> Any:
+    def _logstore(self, project: str, name: str) -> Logstore:
         store = self.store.get(project, name)
         if store is None:
             raise SlsError(404, "LogStoreNotExist", f"logstore {name} does not exist")
         return store
+
+    @staticmethod
+    def _shard(store: Logstore, text: str) -> Shard:
+        shard = store.shards.get(int(text)) if text.isdigit() else None
+        if shard is None:
+            raise SlsError(400, "ShardNotExist", f"shard {text} does not exist")
+        return shard
+
+    def _group(self, project: str, store: Logstore, name: str) -> ConsumerGroup:
+        group = self.groups.get(project, store.name, name)
+        if group is None:
+            raise SlsError(404, "ConsumerGroupNotExist", f"consumer group {name} does not exist")
+        return group
+
+    @staticmethod
+    async def _json(request: web.Request) -> Any:
+        try:
+            return json.loads(await request.read() or b"null")
+        except ValueError:
+            raise SlsError(400, "PostBodyInvalid", "the body is not JSON") from None
 
     @staticmethod
     def _error(exc: SlsError) -> web.Response:
@@ -172,11 +253,30 @@ class SlsServer:
     def _ok(**kwargs: Any) -> dict[str, str]:
         return {"x-log-requestid": uuid.uuid4().hex.upper()[:24], **kwargs}
 
+    async def _shard_post(self, request: web.Request) -> web.Response:
+        if request.match_info["mode"] in ("lb", "route"):
+            return await self._put_logs(request)
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            shard = self._shard(store, request.match_info["mode"])
+            action = request.query.get("action", "")
+            try:
+                if action == "split":
+                    changed = store.split(shard.id, request.query.get("key", ""))
+                elif action == "merge":
+                    changed = store.merge(shard.id)
+                else:
+                    raise SlsError(400, "ParameterInvalid", "action must be split or merge")
+            except ValueError as exc:
+                raise SlsError(400, "ParameterInvalid", str(exc)) from None
+            return web.json_response([s.describe() for s in changed], headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
     async def _put_logs(self, request: web.Request) -> web.Response:
         try:
-            project = self._check(request)
-            if request.match_info["mode"] not in ("lb", "route"):
-                raise SlsError(400, "ParameterInvalid", "use /shards/lb or /shards/route")
+            project = await self._check(request)
             body = await request.read()
             md5 = request.headers.get("Content-MD5", "")
             if md5 and hashlib.md5(body).hexdigest().upper() != md5.upper():
@@ -207,15 +307,15 @@ class SlsServer:
             group.LogTags.add(Key="__client_ip__", Value=peer)
             group.LogTags.add(Key="__receive_time__", Value=str(now))
             self.put_compressions.append(kind or "none")
-            store.groups.append(group.SerializeToString())
-            store.received.append(now)
+            key = request.query.get("key") if request.match_info["mode"] == "route" else None
+            store.append(store.pick(key), group.SerializeToString(), now)
             return web.Response(status=200, headers=self._ok())
         except SlsError as exc:
             return self._error(exc)
 
     async def _list_logstores(self, request: web.Request) -> web.Response:
         try:
-            project = self._check(request)
+            project = await self._check(request)
             names = sorted(self.store.projects.get(project, {}))
             offset = int(request.query.get("offset", "0") or 0)
             size = int(request.query.get("size", "100") or 100)
@@ -227,38 +327,30 @@ class SlsServer:
 
     async def _list_shards(self, request: web.Request) -> web.Response:
         try:
-            project = self._check(request)
+            project = await self._check(request)
             store = self._logstore(project, request.match_info["logstore"])
-            shard = {
-                "shardID": 0,
-                "status": "readwrite",
-                "inclusiveBeginKey": "0" * 32,
-                "exclusiveEndKey": "f" * 32,
-                "createTime": store.created,
-            }
-            return web.json_response([shard], headers=self._ok())
+            return web.json_response([s.describe() for s in store.shards.values()], headers=self._ok())
         except SlsError as exc:
             return self._error(exc)
 
     async def _shard_get(self, request: web.Request) -> web.Response:
         try:
-            project = self._check(request)
+            project = await self._check(request)
             store = self._logstore(project, request.match_info["logstore"])
-            if request.match_info["shard"] != "0":
-                raise SlsError(400, "ShardNotExist", f"shard {request.match_info['shard']} does not exist")
+            shard = self._shard(store, request.match_info["shard"])
             kind = request.query.get("type")
             if kind == "cursor":
-                position = self.store.cursor_at(store, request.query.get("from", ""))
+                position = self.store.cursor_at(shard, request.query.get("from", ""))
                 if position is None:
                     raise SlsError(400, "ParameterInvalid", "from must be begin, end or a unix time")
                 return web.json_response({"cursor": encode_cursor(position)}, headers=self._ok())
             if kind == "log":
-                return self._pull(request, store)
+                return self._pull(request, shard)
             raise SlsError(400, "ParameterInvalid", f"unsupported type {kind!r}")
         except SlsError as exc:
             return self._error(exc)
 
-    def _pull(self, request: web.Request, store: Any) -> web.Response:
+    def _pull(self, request: web.Request, store: Shard) -> web.Response:
         start = decode_cursor(request.query.get("cursor", ""))
         if start is None or start > len(store.groups):
             raise SlsError(400, "InvalidCursor", "the cursor is invalid or out of range")
@@ -284,6 +376,97 @@ class SlsServer:
             body = lz4.block.compress(raw_body, store_size=False)
             headers["x-log-compresstype"] = "lz4"
         return web.Response(body=body, headers=headers)
+
+
+    # -- consumer groups ---------------------------------------------------------------------------
+
+    async def _create_group(self, request: web.Request) -> web.Response:
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            body = await self._json(request)
+            name = str(body.get("consumerGroup", "")) if isinstance(body, dict) else ""
+            if not name:
+                raise SlsError(400, "ParameterInvalid", "consumerGroup is required")
+            groups = self.groups.of(project, store.name)
+            if name in groups:
+                raise SlsError(400, "ConsumerGroupAlreadyExist", f"consumer group {name} already exists")
+            groups[name] = ConsumerGroup(name, int(body.get("timeout", 60)), bool(body.get("order", False)))
+            return web.Response(status=200, headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _list_groups(self, request: web.Request) -> web.Response:
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            groups = self.groups.of(project, store.name).values()
+            return web.json_response([g.describe() for g in groups], headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _update_group(self, request: web.Request) -> web.Response:
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            group = self._group(project, store, request.match_info["group"])
+            body = await self._json(request)
+            if isinstance(body, dict):
+                group.timeout = int(body.get("timeout", group.timeout))
+                group.in_order = bool(body.get("order", group.in_order))
+            return web.Response(status=200, headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _delete_group(self, request: web.Request) -> web.Response:
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            self._group(project, store, request.match_info["group"])
+            del self.groups.of(project, store.name)[request.match_info["group"]]
+            return web.Response(status=200, headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _group_post(self, request: web.Request) -> web.Response:
+        """Heartbeat (``type=heartbeat``) or UpdateCheckPoint (``type=checkpoint``)."""
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            group = self._group(project, store, request.match_info["group"])
+            member = request.query.get("consumer", "")
+            body = await self._json(request)
+            kind = request.query.get("type")
+            if kind == "heartbeat":
+                held = [int(s) for s in body] if isinstance(body, list) else []
+                shards = self.groups.heartbeat(group, store, member, held)
+                return web.json_response(shards, headers=self._ok())
+            if kind == "checkpoint":
+                if not isinstance(body, dict) or "shard" not in body:
+                    raise SlsError(400, "ParameterInvalid", "the body must hold shard and checkpoint")
+                shard = self._shard(store, str(body["shard"]))
+                cursor = str(body.get("checkpoint", ""))
+                position = decode_cursor(cursor)
+                if position is None or position > len(shard.groups):
+                    raise SlsError(400, "InvalidCursor", "the checkpoint is not a cursor of this shard")
+                force = request.query.get("forceSuccess", "True").lower() == "true"
+                if not self.groups.update_checkpoint(group, shard.id, cursor, member, force):
+                    raise SlsError(400, "ConsumerNotMatch", f"shard {shard.id} is not held by {member}")
+                return web.Response(status=200, headers=self._ok())
+            raise SlsError(400, "ParameterInvalid", f"unsupported type {kind!r}")
+        except SlsError as exc:
+            return self._error(exc)
+
+    async def _get_checkpoints(self, request: web.Request) -> web.Response:
+        try:
+            project = await self._check(request)
+            store = self._logstore(project, request.match_info["logstore"])
+            group = self._group(project, store, request.match_info["group"])
+            text = request.query.get("shard")
+            shard = self._shard(store, text).id if text is not None else None
+            return web.json_response(self.groups.checkpoints(group, store, shard), headers=self._ok())
+        except SlsError as exc:
+            return self._error(exc)
 
 
 def _is_ip(host: str) -> bool:
