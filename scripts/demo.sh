@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e .
+# The three roles the demo runs (docs/ARCHITECTURE.md, "One install per role"); scripts/test.sh installs .[dev].
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[shipper,consumer,tools]'
 exec logpipe demo "$@"

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from logpipe.core.config_base import ConfigError
 from logpipe.core.supervisor import Heartbeat, Supervisor
 from shipper import telemetry
 from shipper.config import ShipperConfig
@@ -55,7 +56,14 @@ _INTAKE = ("read", "discovery", "discovery-events", "registry-flush", "sink-conn
 def _configured_sink(cfg: ShipperConfig) -> Sink:
     """The sink ``cfg.sink`` selects (imported late: each pulls in its own client library)."""
     if cfg.sink.type == "sls":
-        from shipper.sinks.sls.sink import SlsSink
+        try:
+            from shipper.sinks.sls.sink import SlsSink
+        except ModuleNotFoundError as exc:  # a Kafka-only install: '.[shipper]' without the 'sls' extra
+            raise ConfigError(
+                "sink",
+                [f"sink.type: sls needs the SLS SDK, which this install lacks ({exc}) — fix: pip install"
+                 " 'logpipe[shipper,sls]', or build the image with --build-arg EXTRAS=shipper,sls"],
+            ) from None
 
         return SlsSink(cfg.sink)
     from shipper.sinks.kafka.sink import KafkaSink

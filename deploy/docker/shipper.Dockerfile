@@ -7,10 +7,14 @@
 # root-owned 0640. DAC_READ_SEARCH lets it read and traverse them, and nothing else: it cannot write
 # to them (no DAC_OVERRIDE), chown, or open devices (refused in shipper/safe_open.py anyway). A non-root
 # uid cannot hold that capability without ambient capabilities, which Kubernetes does not grant.
-# Build stage: the wheel, with the consumer's C extension (parsers/_access_encoder.c) compiled here so
-# the runtime image carries no compiler.
+#
+# It installs the shipper's extra only (pyproject.toml; docs/ARCHITECTURE.md "One install per role"):
+# no DuckDB, no Elasticsearch client, no C extension. An SLS shipper adds its SDK:
+#   docker build --build-arg EXTRAS=shipper,sls -f deploy/docker/shipper.Dockerfile .
+# Build stage: a pure-Python wheel. LOGPIPE_NATIVE=0 skips the consumer's C extension (setup.py), so
+# no compiler is needed and the image carries none of it.
 FROM python:3.11-slim AS build
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+ENV LOGPIPE_NATIVE=0
 WORKDIR /src
 # README.md* : the project readme, when the tree has one (pyproject names it).
 COPY pyproject.toml setup.py README.md* ./
@@ -21,6 +25,7 @@ COPY parsers ./parsers
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
+ARG EXTRAS=shipper
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -28,7 +33,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 COPY --from=build /wheels /wheels
-RUN pip install /wheels/*.whl && rm -rf /wheels
+RUN pip install "$(ls /wheels/logpipe-*.whl)[${EXTRAS}]" && rm -rf /wheels
 
 WORKDIR /
 EXPOSE 9102

@@ -83,7 +83,11 @@ async def _run(cfg: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    agent = Agent(cfg)
+    try:
+        agent = Agent(cfg)
+    except ConfigError as exc:  # e.g. a sink whose client library this install lacks
+        print(exc.render(), file=sys.stderr)
+        return 2
     run = asyncio.create_task(agent.run(stop))
     while not agent.http_port and not run.done():
         await asyncio.sleep(0.01)

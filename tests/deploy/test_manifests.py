@@ -215,11 +215,20 @@ def test_dockerfiles_install_the_package_from_sources_that_exist(name: str) -> N
         if ln[0] == "COPY" and not ln[1].startswith("--from="):
             for src in ln[1:-1]:
                 assert src.endswith("*") or (root / src).exists(), f"{name}.Dockerfile copies missing {src}"
-    # The wheel is built where a compiler is (the C extension of setup.py), then installed in a clean stage.
+    # The wheel is built in its own stage, then installed with the role's extra in a clean stage; only the
+    # consumer's build compiles the C extension of setup.py (LOGPIPE_NATIVE=1), the shipper's skips it.
     build_stage = text.split("\nFROM ")[1]
-    assert "gcc" in build_stage and "setup.py" in build_stage and "pip wheel" in build_stage
+    assert "setup.py" in build_stage and "pip wheel" in build_stage
+    if name == "consumer":
+        assert "gcc" in build_stage and "LOGPIPE_NATIVE=1" in build_stage
+    else:
+        assert "gcc" not in build_stage and "LOGPIPE_NATIVE=0" in build_stage
     assert [ln for ln in lines if ln[0] == "FROM"][-1] == ["FROM", "python:3.11-slim"]
-    assert any(ln[:3] == ["RUN", "pip", "install"] and ln[3].startswith("/wheels/") for ln in lines)
+    (install,) = [" ".join(ln) for ln in lines if ln[:3] == ["RUN", "pip", "install"]]
+    extras = "${EXTRAS}" if name == "shipper" else name
+    assert f'"$(ls /wheels/logpipe-*.whl)[{extras}]"' in install
+    if name == "shipper":
+        assert ["ARG", "EXTRAS=shipper"] in lines
     ignore = (DEPLOY / "docker" / f"{name}.Dockerfile.dockerignore").read_text().splitlines()
     assert "!setup.py" in ignore
     user = next(ln[1] for ln in lines if ln[0] == "USER")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from logpipe.cli.ship import apply_overrides
-from logpipe.core.config_base import format_validation_error, load_model
+from logpipe.core.config_base import ConfigError, format_validation_error, load_model
 from shipper.agent import Agent
 from shipper.config import KafkaSinkChoice, ShipperConfig
 from shipper.sinks.kafka.sink import KafkaSink
@@ -43,6 +44,14 @@ def test_sls_is_selected_and_survives_the_cli_overrides() -> None:
     again = apply_overrides(cfg, registry="/tmp/elsewhere.json", http_port=0)
     assert isinstance(again.sink, SlsSinkConfig)
     assert again.sink.project == "p" and again.sink.secret() == "s"
+
+
+def test_sls_on_an_install_without_the_sls_extra_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Kafka-only install ('.[shipper]') has no SLS SDK: start-up fails naming the extra to add."""
+    monkeypatch.setitem(sys.modules, "shipper.sinks.sls.sink", None)  # as if aliyun were not installed
+    cfg = ShipperConfig.model_validate({"sink": {"type": "sls", "endpoint": "http://127.0.0.1:1", "project": "p"}})
+    with pytest.raises(ConfigError, match=r"sink.type: sls needs the SLS SDK.*logpipe\[shipper,sls\]"):
+        Agent(cfg)
 
 
 def test_mistakes_name_the_key_and_the_fix() -> None:
