@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, load_model
 from logpipe.core.durations import Duration
+from logpipe.core.es_connection import EsConnection
 from logpipe.core.fields import FieldMappingConfig
 from logpipe.core.kafka_security import KafkaSecurity
 
@@ -109,28 +110,8 @@ class IndexConfig(StrictModel):
         return v
 
 
-class ElasticsearchConfig(StrictModel):
-    """The Elasticsearch cluster documents go to."""
-
-    url: str = "http://127.0.0.1:9200"
-    """Base URL (several comma-separated URLs are nodes of one cluster)."""
-    username: str | None = None
-    """Basic auth user (with ``password``)."""
-    password: str | None = None
-    """Basic auth password."""
-    api_key: str | None = None
-    """API key, instead of a user and password."""
-    verify_certs: bool = True
-    """Verify TLS certificates of https URLs."""
-
-    @model_validator(mode="after")
-    def _auth_pairs(self) -> ElasticsearchConfig:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("username and password go together — fix: set both or neither")
-        return self
-
-    def urls(self) -> list[str]:
-        return [u.strip() for u in self.url.split(",") if u.strip()]
+class ElasticsearchConfig(EsConnection):
+    """The Elasticsearch cluster documents go to (TLS and credentials: docs/SECURITY.md)."""
 
 
 class HttpConfig(StrictModel):

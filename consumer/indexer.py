@@ -33,6 +33,7 @@ from consumer.telemetry import (
 )
 from consumer.work import Work
 from logpipe.core.delivery import BatchStatus
+from logpipe.core.es_connection import es_client_kwargs
 
 _FILTER = "errors,items.*.status,items.*.error"
 
@@ -67,12 +68,8 @@ def make_client(
             OrjsonSerializer.mimetype: OrjsonSerializer(),
             **{m: _EncodedNdjson() for m in (NdjsonSerializer.mimetype, _EncodedNdjson.mimetype)},
         },
-        "verify_certs": cfg.verify_certs,
+        **es_client_kwargs(cfg),
     }
-    if cfg.username is not None and cfg.password is not None:
-        kwargs["basic_auth"] = (cfg.username, cfg.password)
-    if cfg.api_key:
-        kwargs["api_key"] = cfg.api_key
     return AsyncElasticsearch(cfg.urls(), **kwargs)
 
 

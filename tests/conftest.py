@@ -30,6 +30,7 @@ from collections.abc import Iterator
 import pytest
 
 from logpipe.dev.services import ServiceBackend, ServiceName, open_backend
+from logpipe.dev.services.es_proxy import ProxyThread, SecuredEs
 from logpipe.dev.services.health import reachable
 from logpipe.dev.services.kafka_secure import SecureKafka, ensure_secure_kafka
 from logpipe.dev.services.outage import OutageControl
@@ -81,6 +82,17 @@ def secure_kafka() -> SecureKafka:
     """A second local broker with SASL_SSL (PLAIN, SCRAM-SHA-256/512) and mutual-TLS listeners, its CA
     and credential files (``logpipe/dev/services/kafka_secure.py``); started once, kept running."""
     return ensure_secure_kafka()
+
+
+@pytest.fixture(scope="session")
+def secure_es(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredEs]:
+    """The real Elasticsearch behind a TLS proxy that demands basic auth or an API key
+    (``logpipe/dev/services/es_proxy.py``: the integ-test-zip has no security module)."""
+    proxy = ProxyThread(es_url, tmp_path_factory.mktemp("es-proxy"))
+    try:
+        yield proxy.start()
+    finally:
+        proxy.stop()
 
 
 _ENDPOINT_FIXTURES: dict[str, ServiceName] = {

@@ -92,8 +92,13 @@ def consume(
         raise typer.Exit(2) from None
     configure_json_logging(cfg.log_level)
     tune_gc()
+    from logpipe.core.es_connection import EsConnectionError
+
     try:
         asyncio.run(_serve(cfg))
     except ConfigError as exc:  # the alert rules file
         typer.echo(exc.render(), err=True)
+        raise typer.Exit(2) from None
+    except EsConnectionError as exc:  # a credential file named by the config is missing
+        typer.echo(f"logpipe consume: {exc}", err=True)
         raise typer.Exit(2) from None

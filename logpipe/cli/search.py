@@ -5,11 +5,47 @@ from __future__ import annotations
 import os
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 DEFAULT_ES_URL = "http://127.0.0.1:9200"
+
+# TLS and credentials of Elasticsearch, shared by search and trace. Secret values are read from files
+# or LOGPIPE_ES_PASSWORD / LOGPIPE_ES_API_KEY, never from the command line (it shows in `ps`).
+EsUser = Annotated[str | None, typer.Option("--es-user", envvar="LOGPIPE_ES_USERNAME", help="Basic auth user.")]
+EsPasswordFile = Annotated[
+    str | None,
+    typer.Option("--es-password-file", envvar="LOGPIPE_ES_PASSWORD_FILE",
+                 help="File holding the user's password (or set LOGPIPE_ES_PASSWORD)."),
+]
+EsApiKeyFile = Annotated[
+    str | None,
+    typer.Option("--es-api-key-file", envvar="LOGPIPE_ES_API_KEY_FILE",
+                 help="File holding an API key (or set LOGPIPE_ES_API_KEY)."),
+]
+EsCaFile = Annotated[
+    str | None, typer.Option("--es-ca-file", envvar="LOGPIPE_ES_CA_FILE", help="PEM CA of the cluster's certificate.")
+]
+EsFingerprint = Annotated[
+    str | None,
+    typer.Option("--es-fingerprint", envvar="LOGPIPE_ES_FINGERPRINT",
+                 help="SHA-256 fingerprint of the cluster's certificate, pinned instead of a CA."),
+]
+
+
+def es_connection_or_exit(url: str, user: str | None, password_file: str | None, api_key_file: str | None,
+                          ca_file: str | None, fingerprint: str | None) -> Any:
+    """The ``EsConnection`` of the flags; a bad combination prints the key and the fix and exits 2."""
+    from logpipe.core.config_base import ConfigError
+    from logpipe.core.es_connection import es_connection
+
+    try:
+        return es_connection(url, username=user, password_file=password_file, api_key_file=api_key_file,
+                             ca_file=ca_file, ssl_fingerprint=fingerprint)
+    except ConfigError as exc:
+        typer.echo(exc.render(), err=True)
+        raise typer.Exit(2) from None
 
 
 class Colour(StrEnum):
@@ -79,6 +115,11 @@ def search(
         float,
         typer.Option("--follow-overlap", help="Seconds of index time re-read by each -f poll (late visibility)."),
     ] = 30.0,
+    es_user: EsUser = None,
+    es_password_file: EsPasswordFile = None,
+    es_api_key_file: EsApiKeyFile = None,
+    es_ca_file: EsCaFile = None,
+    es_fingerprint: EsFingerprint = None,
 ) -> None:
     """Search logs in Elasticsearch; exit 0 with hits, 1 without, 2 on an error (like grep)."""
     # Imported here: the Elasticsearch client costs ~0.2 s to import, which other verbs need not pay.
@@ -103,6 +144,7 @@ def search(
         as_json=json_,
         colour=use_colour(color),
         es_url=es_url,
+        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
         index_prefix=index_prefix,
         follow_interval_s=poll_interval,
         follow_overlap_s=follow_overlap,

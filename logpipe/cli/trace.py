@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from logpipe.cli.search import DEFAULT_ES_URL, Colour, use_colour
+from logpipe.cli.search import (
+    DEFAULT_ES_URL,
+    Colour,
+    EsApiKeyFile,
+    EsCaFile,
+    EsFingerprint,
+    EsPasswordFile,
+    EsUser,
+    es_connection_or_exit,
+    use_colour,
+)
 
 
 def trace(
@@ -19,11 +29,17 @@ def trace(
     ] = "logpipe",
     json_: Annotated[bool, typer.Option("--json", help="One JSON object: spans in tree order, log lines.")] = False,
     color: Annotated[Colour, typer.Option("--color", help="auto (on a terminal), always, never.")] = Colour.auto,
+    es_user: EsUser = None,
+    es_password_file: EsPasswordFile = None,
+    es_api_key_file: EsApiKeyFile = None,
+    es_ca_file: EsCaFile = None,
+    es_fingerprint: EsFingerprint = None,
 ) -> None:
     """Show the spans (a tree by parent, with durations) and log lines of one trace; exit 1 if none."""
     from logpipe.tools.search.trace_command import TraceOptions, run  # lazily: see logpipe/cli/search.py
 
     options = TraceOptions(
-        trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color)
+        trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color),
+        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
     )
     raise typer.Exit(run(options))

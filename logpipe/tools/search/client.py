@@ -16,6 +16,7 @@ from typing import Any
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
+from logpipe.core.es_connection import EsConnection, EsConnectionError, es_client_kwargs
 from logpipe.tools.search.errors import BadQuery, ElasticsearchUnreachable, SearchError, Unavailable
 from logpipe.tools.search.hits import LogDoc
 
@@ -91,9 +92,17 @@ class Page:
 class SearchClient:
     """An async Elasticsearch client for searching logpipe's indices; use as ``async with``."""
 
-    def __init__(self, url: str, *, timeout: float = 15.0) -> None:
-        self.url = url
-        self._es = AsyncElasticsearch(url, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
+    def __init__(self, conn: str | EsConnection, *, timeout: float = 15.0) -> None:
+        """``conn``: a URL, or a connection with TLS and credentials (``--es-*`` flags, ``LOGPIPE_ES_*``)."""
+        if isinstance(conn, str):
+            conn = EsConnection(url=conn)
+        self.url = conn.url
+        try:
+            auth = es_client_kwargs(conn)
+        except EsConnectionError as exc:
+            raise SearchError(str(exc)) from None
+        self._es = AsyncElasticsearch(conn.urls(), request_timeout=timeout, max_retries=1, retry_on_timeout=False,
+                                      **auth)
 
     async def __aenter__(self) -> SearchClient:
         return self
@@ -113,7 +122,10 @@ class SearchClient:
             status = exc.meta.status if exc.meta is not None else 0
             reason = es_reason(exc.body)
             if status in (401, 403):
-                return SearchError(f"Elasticsearch at {self.url} refused the request ({status}): {reason}")
+                return SearchError(
+                    f"Elasticsearch at {self.url} refused the request ({status}): {reason} — fix: check "
+                    "--es-user with --es-password-file or LOGPIPE_ES_PASSWORD, or --es-api-key-file/LOGPIPE_ES_API_KEY"
+                )
             if status == 429 or status >= 500:
                 return Unavailable(f"Elasticsearch at {self.url} is unavailable ({status}): {reason}")
             if 400 <= status < 500:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
+from logpipe.core.es_connection import EsConnection
 from logpipe.tools.search.client import SearchClient
 from logpipe.tools.search.errors import BadArgument, SearchError
 from logpipe.tools.search.follow import Follower, follow
@@ -44,6 +45,8 @@ class SearchOptions:
     as_json: bool = False
     colour: bool = False
     es_url: str = "http://127.0.0.1:9200"
+    es: EsConnection | None = None
+    """TLS and credentials; when set its url is used instead of ``es_url``."""
     index_prefix: str = "logpipe"
     follow_interval_s: float = 1.0
     follow_overlap_s: float = 30.0
@@ -107,7 +110,7 @@ async def search_main(
     check_options(o)
     window = search_range(o, datetime.now(UTC))
     renderer = Renderer(out, colour=o.colour, as_json=o.as_json, marks=o.context > 0)
-    async with SearchClient(o.es_url) as client:
+    async with SearchClient(o.es or o.es_url) as client:
         filters = await build_filters(client, o)
         plan = SearchPlan(filters, window, o.index_prefix, o.limit, o.context)
         if not o.follow:

@@ -9,6 +9,7 @@ from typing import TextIO
 
 import orjson
 
+from logpipe.core.es_connection import EsConnection
 from logpipe.tools.search import docfields as F
 from logpipe.tools.search.client import SearchClient
 from logpipe.tools.search.errors import SearchError
@@ -27,6 +28,8 @@ class TraceOptions:
 
     trace_id: str
     es_url: str = "http://127.0.0.1:9200"
+    es: EsConnection | None = None
+    """TLS and credentials; when set its url is used instead of ``es_url``."""
     index_prefix: str = "logpipe"
     as_json: bool = False
     colour: bool = False
@@ -55,7 +58,7 @@ async def trace_main(o: TraceOptions, out: TextIO) -> int:
     """Print the trace; returns 0 when anything was found, 1 when nothing was."""
     if not o.trace_id.strip():
         raise SearchError("the trace id is empty")
-    async with SearchClient(o.es_url) as client:
+    async with SearchClient(o.es or o.es_url) as client:
         found = await fetch_trace(client, o.index_prefix, o.trace_id.strip())
     if o.as_json:
         doc = {
