@@ -1,0 +1,1 @@
+"""The SLS source: a consumer-group member of SLS logstores (``source: {type: sls}``)."""
