@@ -25,6 +25,7 @@ FIRST_PARTY = {"logpipe", "shipper", "consumer", "parsers"}
 # (folder, the extras its modules may use beyond the base), most specific folder first.
 ROLES: list[tuple[str, tuple[str, ...]]] = [
     ("shipper/sinks/sls", ("shipper", "sls")),
+    ("consumer/sources/sls", ("consumer", "sls")),
     ("shipper", ("shipper",)),
     ("consumer", ("consumer",)),
     ("parsers", ()),

@@ -11,7 +11,7 @@ configured the local dev server's key is used, so a local run needs no configura
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from logpipe.core.config_base import StrictModel
 from logpipe.core.secrets import Secret, SecretValue, secret_value
@@ -59,17 +59,36 @@ class SlsCredentials(StrictModel):
         return key_id, secret, token
 
 
+@dataclass(frozen=True, slots=True)
+class CurrentCredentials:
+    """The SDK's ``Credentials`` interface (the three getters its signers call), without the SDK."""
+
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+
+    def get_access_key_id(self) -> str:
+        return self.access_key_id
+
+    def get_access_key_secret(self) -> str:
+        return self.access_key_secret
+
+    def get_security_token(self) -> str:
+        return self.security_token
+
+    def __repr__(self) -> str:
+        return f"CurrentCredentials(access_key_id={self.access_key_id!r}, access_key_secret='**********')"
+
+
 class FileCredentialsProvider:
     """The SDK's ``CredentialsProvider`` interface (``get_credentials()``, asked before signing each
-    request) over :class:`SlsCredentials`, files re-read on change. The SDK is imported only when
-    credentials are asked for, so the core does not depend on it."""
+    request) over :class:`SlsCredentials`, files re-read on change. Duck-typed, so the core does not
+    depend on the SDK."""
 
     def __init__(self, creds: SlsCredentials) -> None:
         self._key_id, self._secret, self._token = creds.values()
 
-    def get_credentials(self) -> Any:
-        from aliyun.log.credentials import Credentials
-
+    def get_credentials(self) -> CurrentCredentials:
         key_id = self._key_id.get()
         secret = self._secret.get()
         if key_id is None and secret is None:
@@ -78,7 +97,7 @@ class FileCredentialsProvider:
             key_id = self._key_id.require()  # raises, naming the key and how to set it
         if secret is None:
             secret = self._secret.require()
-        return Credentials(key_id, secret, self._token.get() or "")
+        return CurrentCredentials(key_id, secret, self._token.get() or "")
 
     def secrets(self) -> list[str | None]:
         """The current secret values, for :func:`logpipe.core.secrets.redact` of error texts."""
