@@ -132,6 +132,46 @@ class AlertsConfig(StrictModel):
     """Alertmanager to notify, e.g. ``http://127.0.0.1:9093``."""
 
 
+class TraceDependenciesConfig(StrictModel):
+    """The service dependency graph, computed in the stream (``consumer/dependencies/``).
+
+    Each replica produces a small link record per span it indexes to ``topic`` (keyed by trace id);
+    the replicas' dependency stages share that topic's partitions, join each trace's spans and
+    write Jaeger's ``<prefix>-jaeger-dependencies-YYYY-MM-DD`` documents (see docs/TRACES.md).
+    Not yet started by ``logpipe consume``: the stage lands first, its wiring into the loop follows."""
+
+    enabled: bool = True
+    """Produce link records for spans and run the dependency stage."""
+    topic: str = "logpipe-trace-links"
+    """The links topic (created with ``partitions`` partitions when missing)."""
+    partitions: int = Field(default=6, gt=0)
+    """Partitions of the links topic when the consumer creates it (the stage's parallelism)."""
+    group_id: str | None = None
+    """Consumer group of the dependency stages (default: ``<kafka.group_id>-trace-links``)."""
+    horizon: Duration = 10.0
+    """A trace is linked once no span of it has come for this long (later spans are merged into it)."""
+    max_trace_age: Duration = 120.0
+    """... or once it has been gathered this long, so a trace that never goes quiet is still counted."""
+    max_traces: int = Field(default=50_000, gt=0)
+    """Traces held in memory at most; past it the oldest is linked early (counted as evicted)."""
+    max_spans: int = Field(default=500_000, gt=0)
+    """Span links held in memory at most (about 200 bytes each); past it the oldest trace is linked early."""
+    bucket: Duration = 300.0
+    """Time bucket of a dependency document (its ``timestamp`` is the bucket's start; query with a
+    lookback of at least this)."""
+    flush_interval: Duration = 2.0
+    """How often quiet traces are written (their link offsets are committed after the write)."""
+    peer_service_tag: str = "peer.service"
+    """Tag naming an uninstrumented callee of a leaf span (spark-dependencies' ``PEER_SERVICE_TAG``); "" off."""
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_divides_day(cls, v: float) -> float:
+        if v < 1 or v != int(v) or 86_400 % int(v):
+            raise ValueError("must be whole seconds dividing a day — fix: e.g. 60, 300 or 3600")
+        return v
+
+
 class ConsumerConfig(StrictModel):
     """``logpipe consume`` configuration (YAML)."""
 
@@ -147,6 +187,7 @@ class ConsumerConfig(StrictModel):
     line through the Python parser."""
     http: HttpConfig = Field(default_factory=HttpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    trace_dependencies: TraceDependenciesConfig = Field(default_factory=TraceDependenciesConfig)
     partial_line_timeout: Duration = 5.0
     """A CRI line whose final fragment has not come within this is indexed as it is (flagged
     ``partial_incomplete``), so its fragments can be committed: a dead writer never stalls a partition."""
