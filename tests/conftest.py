@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from logpipe.dev.services import ServiceBackend, ServiceName, open_backend
+from logpipe.dev.services.alertmanager_secure import SecureAlertmanager, SecuredAlertmanager
 from logpipe.dev.services.es_proxy import ProxyThread, SecuredEs
 from logpipe.dev.services.health import reachable
 from logpipe.dev.services.kafka_secure import SecureKafka, ensure_secure_kafka
@@ -93,6 +95,22 @@ def secure_es(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield proxy.start()
     finally:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_alertmanager(
+    alertmanager_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecuredAlertmanager]:
+    """The real Alertmanager run with its own ``--web.config.file`` (TLS, basic auth with a bcrypt
+    hash) on a free port (``alertmanager_url`` first: it installs the package on a fresh machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    am = SecureAlertmanager(tmp_path_factory.mktemp("secure-am"), port)
+    try:
+        yield am.start()
+    finally:
+        am.stop()
 
 
 _ENDPOINT_FIXTURES: dict[str, ServiceName] = {

@@ -135,7 +135,7 @@ class AlertEngine:
             if not isinstance(cfg, AlertmanagerChannel):
                 continue
             try:
-                alerts = await fetch_alerts(cfg.url, timeout=min(cfg.timeout, 5.0))
+                alerts = await fetch_alerts(cfg.url, timeout=min(cfg.timeout, 5.0), auth=cfg)
             except Exception as exc:  # Alertmanager down: start anyway, firing alerts re-fire as new
                 log.warning("cannot restore firing alerts", extra={"fields": {"channel": w.name, "error": repr(exc)}})
                 continue

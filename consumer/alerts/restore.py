@@ -19,14 +19,21 @@ import aiohttp
 from consumer.alerts.matcher import CompiledRule
 from consumer.alerts.rules import AbsentCondition, CountCondition, RatioCondition
 from consumer.alerts.state import GroupKey, RuleState
+from logpipe.core.http_auth import ALERTMANAGER_PASSWORD_ENV, HttpClientAuth, auth_header, client_ssl
 
 
-async def fetch_alerts(url: str, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Every alert Alertmanager holds (active, silenced, inhibited), from ``GET /api/v2/alerts``."""
+async def fetch_alerts(url: str, timeout: float = 5.0, auth: HttpClientAuth | None = None) -> list[dict[str, Any]]:
+    """Every alert Alertmanager holds (active, silenced, inhibited), from ``GET /api/v2/alerts``.
+
+    ``auth``: basic auth and TLS trust of an Alertmanager run with ``--web.config.file``.
+    """
     endpoint = url.rstrip("/") + "/api/v2/alerts"
+    auth = auth or HttpClientAuth()
+    headers = auth_header(auth, "channels.alertmanager.password", ALERTMANAGER_PASSWORD_ENV)
+    params = {"active": "true", "silenced": "true", "inhibited": "true"}
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-        session.get(endpoint, params={"active": "true", "silenced": "true", "inhibited": "true"}) as resp,
+        session.get(endpoint, params=params, headers=headers, ssl=client_ssl(auth)) as resp,
     ):
         resp.raise_for_status()
         data = await resp.json()

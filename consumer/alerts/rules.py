@@ -27,6 +27,7 @@ from consumer.alerts.fieldpath import SHORT_NAMES, is_known
 from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, read_yaml
 from logpipe.core.durations import Duration
 from logpipe.core.expr import ExprError, field_names, parse
+from logpipe.core.http_auth import HttpClientAuth
 
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -52,12 +53,15 @@ class ChannelBase(StrictModel):
     """Notifications waiting for this channel; when full, new ones are dropped and counted."""
 
 
-class AlertmanagerChannel(ChannelBase):
-    """Alertmanager API v2: ``POST /api/v2/alerts``; firing alerts are re-asserted until resolved."""
+class AlertmanagerChannel(ChannelBase, HttpClientAuth):
+    """Alertmanager API v2: ``POST /api/v2/alerts``; firing alerts are re-asserted until resolved.
+
+    Basic auth and TLS (``username``, ``password_file``, ``ca_file``) match Alertmanager's own
+    ``--web.config.file``; the password may also come from ``LOGPIPE_ALERTMANAGER_PASSWORD``."""
 
     type: Literal["alertmanager"]
     url: str = "http://127.0.0.1:9093"
-    """Base URL of Alertmanager; ``logpipe consume --alertmanager-url`` overrides it."""
+    """Base URL of Alertmanager (``https://`` for TLS); ``logpipe consume --alertmanager-url`` overrides it."""
     rate_limit: int = Field(default=600, ge=1)
 
 

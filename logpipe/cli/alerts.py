@@ -160,15 +160,39 @@ def list_alerts(
     alertmanager_url: AmOpt = None,
     rules: Annotated[str | None, typer.Option("--rules", help="Only alerts of this rule file's rules.")] = None,
     as_json: JsonOpt = False,
+    user: Annotated[
+        str | None, typer.Option("--alertmanager-user", envvar="LOGPIPE_ALERTMANAGER_USERNAME", help="Basic auth user.")
+    ] = None,
+    password_file: Annotated[
+        str | None,
+        typer.Option("--alertmanager-password-file", envvar="LOGPIPE_ALERTMANAGER_PASSWORD_FILE",
+                     help="File holding the password (or set LOGPIPE_ALERTMANAGER_PASSWORD)."),
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--alertmanager-ca-file", envvar="LOGPIPE_ALERTMANAGER_CA_FILE",
+                     help="PEM CA of Alertmanager's certificate (https)."),
+    ] = None,
 ) -> None:
     """What is firing now, read from Alertmanager (default $LOGPIPE_ALERTMANAGER_URL or 127.0.0.1:9093)."""
+    import aiohttp
+
     from consumer.alerts.restore import fetch_alerts
+    from logpipe.core.http_auth import HttpClientAuth
 
     url = alertmanager_url or os.environ.get("LOGPIPE_ALERTMANAGER_URL") or DEFAULT_AM
     try:
-        alerts = asyncio.run(fetch_alerts(url))
+        auth = HttpClientAuth.model_validate(
+            {k: v for k, v in {"username": user, "password_file": password_file, "ca_file": ca_file}.items() if v}
+        )
+        alerts = asyncio.run(fetch_alerts(url, auth=auth))
+    except aiohttp.ClientResponseError as exc:
+        fix = (" — fix: pass --alertmanager-user with --alertmanager-password-file (or LOGPIPE_ALERTMANAGER_*)"
+               if exc.status in (401, 403) else "")
+        typer.echo(f"logpipe alerts list: Alertmanager at {url} answered {exc.status} {exc.message}{fix}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:
-        typer.echo(f"logpipe alerts list: cannot read alerts from Alertmanager at {url}: {exc!r}", err=True)
+        typer.echo(f"logpipe alerts list: cannot read alerts from Alertmanager at {url}: {exc}", err=True)
         raise typer.Exit(2) from None
     if rules is not None:
         names = {r.name for r in _load(rules, url).rules}

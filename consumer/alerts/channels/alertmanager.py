@@ -14,6 +14,7 @@ from consumer.alerts.channels.base import Notification
 from consumer.alerts.channels.http import HttpChannel
 from consumer.alerts.rules import AlertmanagerChannel
 from consumer.alerts.templates import iso
+from logpipe.core.http_auth import ALERTMANAGER_PASSWORD_ENV, auth_header, client_ssl
 
 
 def to_alert(n: Notification) -> dict[str, Any]:
@@ -39,6 +40,10 @@ class AlertmanagerSender(HttpChannel):
     def __init__(self, name: str, config: AlertmanagerChannel) -> None:
         super().__init__(name, config)
         self.url = config.url.rstrip("/") + "/api/v2/alerts"
+        self._auth = config
+        self._ssl = client_ssl(config)
 
     async def deliver(self, batch: list[Notification]) -> None:
-        await self.post_json(self.url, [to_alert(n) for n in batch])
+        # The header is built per request: a rotated password file is used at once.
+        headers = auth_header(self._auth, "channels.alertmanager.password", ALERTMANAGER_PASSWORD_ENV)
+        await self.post_json(self.url, [to_alert(n) for n in batch], headers=headers, ssl=self._ssl)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl as ssl_
 from typing import Any
 
 import aiohttp
@@ -26,13 +27,16 @@ class HttpChannel(Channel):
             await self._session.close()
             self._session = None
 
-    async def post_json(self, url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        """POST ``body`` as JSON; returns (status, body) for 2xx, raises for anything else."""
+    async def post_json(self, url: str, body: Any, headers: dict[str, str] | None = None,
+                        ssl: ssl_.SSLContext | bool = True) -> tuple[int, bytes]:
+        """POST ``body`` as JSON; returns (status, body) for 2xx, raises for anything else.
+
+        ``ssl``: aiohttp's TLS setting for https URLs (a context with a private CA, or False)."""
         if self._session is None:
             await self.open()
         assert self._session is not None
         hdrs = {"Content-Type": "application/json", **(headers or {})}
-        async with self._session.post(url, data=orjson.dumps(body), headers=hdrs) as resp:
+        async with self._session.post(url, data=orjson.dumps(body), headers=hdrs, ssl=ssl) as resp:
             data = await resp.read()
             if resp.status >= 300:
                 raise http_error(resp.status, data.decode("utf-8", "replace"))
