@@ -33,6 +33,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from logpipe.core.config_base import StrictModel
+from shipper.multiline import MultilineConfig, MultilineSpec
 
 LogType = Literal["access", "app", "stdout", "trace"]
 
@@ -56,6 +57,9 @@ class RuleConfig(StrictModel):
     """emptydir rules only: glob on the EmptyDir volume name, e.g. ``logs*``."""
     container: str = "*"
     """cri rules only: glob on the container name, e.g. ``istio-proxy``."""
+    multiline: MultilineConfig | None = None
+    """How lines join into one event (stack traces), see ``shipper/multiline.py``; default ``{mode: auto}``
+    for types app and stdout, ``{mode: off}`` for access and trace."""
 
     @field_validator("match")
     @classmethod
@@ -95,6 +99,9 @@ class RulesConfig(StrictModel):
     """Rules for files in EmptyDir volumes, first match wins; ``[]`` ships no EmptyDir file."""
     cri: list[RuleConfig] = Field(default_factory=_default_cri)
     """Rules for container stdout (CRI) files, first match wins; ``[]`` ships no stdout."""
+    multiline_components: dict[str, MultilineConfig] = Field(default_factory=dict)
+    """Per Component, how its app and stdout lines join into events, over the rule's ``multiline``,
+    e.g. ``{pay-gw: {mode: custom, start: '^\\d{4}-\\d\\d-\\d\\d '}}``."""
 
     @model_validator(mode="after")
     def _check(self) -> RulesConfig:
@@ -122,6 +129,16 @@ class Rule:
     _match: re.Pattern[str]
     _exclude: re.Pattern[str] | None
     _scope: re.Pattern[str]  # volume (emptydir) or container (cri) name
+    multiline: MultilineSpec | None = None
+    multiline_components: tuple[tuple[str, MultilineSpec | None], ...] = ()
+
+    def multiline_for(self, component: str) -> MultilineSpec | None:
+        """How lines of a file of ``component`` join into events (None: one line, one event)."""
+        if self.log_type in ("app", "stdout"):
+            for name, spec in self.multiline_components:
+                if name == component:
+                    return spec
+        return self.multiline
 
     def matches(self, name: str, scope: str) -> bool:
         """Whether file ``name`` in volume/container ``scope`` is shipped by this rule."""
@@ -137,13 +154,17 @@ def _globs(patterns: list[str], ignore_case: bool) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.I if ignore_case else 0)
 
 
-def _compile(cfg: RuleConfig, scope: str, prefix: str, ignore_case: bool) -> Rule:
+def _compile(cfg: RuleConfig, scope: str, prefix: str, ignore_case: bool,
+             components: tuple[tuple[str, MultilineSpec | None], ...] = ()) -> Rule:
+    multiline = cfg.multiline or (MultilineConfig() if cfg.type in ("app", "stdout") else MultilineConfig(mode="off"))
     return Rule(
         log_type=cfg.type,
         topic=cfg.topic or f"{prefix}{cfg.type}",
         _match=_globs(cfg.match, ignore_case),
         _exclude=_globs(cfg.exclude, ignore_case) if cfg.exclude else None,
         _scope=_globs([scope], ignore_case),
+        multiline=multiline.build(),
+        multiline_components=components,
     )
 
 
@@ -158,9 +179,10 @@ class Rules:
     def from_config(cls, cfg: RulesConfig | None = None) -> Rules:
         cfg = cfg or RulesConfig()
         p, ic = cfg.topic_prefix, cfg.ignore_case
+        comps = tuple((name, m.build()) for name, m in cfg.multiline_components.items())
         return cls(
-            emptydir=tuple(_compile(r, r.volume, p, ic) for r in cfg.emptydir),
-            cri=tuple(_compile(r, r.container, p, ic) for r in cfg.cri),
+            emptydir=tuple(_compile(r, r.volume, p, ic, comps) for r in cfg.emptydir),
+            cri=tuple(_compile(r, r.container, p, ic, comps) for r in cfg.cri),
         )
 
     def for_emptydir(self, volume: str, name: str) -> Rule | None:

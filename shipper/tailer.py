@@ -25,6 +25,7 @@ from logpipe.core.acks import OrderedAcks
 from logpipe.core.envelope import LineRecord, LineRun, SourceMeta
 from shipper import telemetry
 from shipper.identity import Fingerprint
+from shipper.multiline import Joiner
 from shipper.target import FileTarget
 
 LongLines = Literal["truncate", "dead_letter"]
@@ -96,6 +97,12 @@ class Tailer:
     detached_at: float = 0.0
     reading: bool = False  # a read runs in a worker thread: the fd must stay open until it ends
     _close_when_read: bool = False
+    joiner: Joiner | None = None  # multi-line events (shipper/multiline.py), from the target's rule
+
+    def __post_init__(self) -> None:
+        spec = self.target.multiline
+        if self.joiner is None and spec is not None:
+            self.joiner = Joiner(spec, cri=self.target.log_type == "stdout", max_bytes=spec.max_bytes)
 
     @property
     def scope(self) -> str:
@@ -106,7 +113,26 @@ class Tailer:
         return max(0, self.size - self.offset)
 
     def read(self, limits: ReadLimits, now: float, flush_partial: bool = False) -> Chunk | None:
-        """Read the next lines; None when there is nothing new. Requires an open fd."""
+        """Read the next lines; None when there is nothing new. Requires an open fd.
+
+        With a :class:`~shipper.multiline.Joiner` the lines of one event come as one record, and the
+        read position stops at the first line of the event still open (read again next time)."""
+        assert self.fd is not None
+        joiner = self.joiner
+        if joiner is None:
+            return self._read(limits, now, flush_partial)
+        if not joiner.due(self.size, now, flush_partial):
+            return None
+        start = self.offset
+        joiner.max_bytes = min(joiner.spec.max_bytes, limits.chunk // 2)  # an open event always fits one read
+        chunk = self._read(limits, now, flush_partial)
+        if chunk is None:
+            return None
+        joined = joiner.join(chunk, now, flush_partial)
+        self.offset = joined.end if joined is not None else start
+        return joined
+
+    def _read(self, limits: ReadLimits, now: float, flush_partial: bool) -> Chunk | None:
         assert self.fd is not None
         data = os.pread(self.fd, limits.chunk, self.offset)
         if not data:

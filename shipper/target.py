@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shipper.multiline import MultilineSpec
+
 
 @dataclass(frozen=True, slots=True)
 class PodInfo:
@@ -33,6 +35,7 @@ class FileTarget:
     topic: str
     pod: PodInfo
     node: str
+    multiline: MultilineSpec | None = None  # how lines join into events (shipper/multiline.py); None: never
 
     @property
     def abspath(self) -> str:

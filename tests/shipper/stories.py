@@ -16,6 +16,7 @@ from logpipe.core.delivery import BatchStatus
 from logpipe.core.envelope import LineRecord
 from shipper.agent import Agent
 from shipper.config import ShipperConfig
+from shipper.multiline import MultilineSpec
 from shipper.target import FileTarget, PodInfo
 
 UIDS = {
@@ -122,10 +123,11 @@ class ShipperEnv:
     def path(self, name: str, pod: str = "pod-a") -> Path:
         return self.pods_root / self.relpath(name, pod)
 
-    def target(self, name: str, pod: str = "pod-a", log_type: str = "app") -> FileTarget:
+    def target(self, name: str, pod: str = "pod-a", log_type: str = "app",
+               multiline: MultilineSpec | None = None) -> FileTarget:
         info = PodInfo(namespace="default", pod=pod, pod_uid=UIDS[pod], component=pod.split("-")[0])
         return FileTarget(str(self.pods_root), self.relpath(name, pod), log_type, f"logpipe-{log_type}", info,
-                          "node-1")
+                          "node-1", multiline)
 
     def write(self, name: str, data: bytes, pod: str = "pod-a") -> None:
         p = self.path(name, pod)
@@ -142,10 +144,10 @@ class ShipperEnv:
         self.write(name, b"".join(x + b"\n" for x in lines), pod)
         return lines
 
-    def add(self, name: str, pod: str = "pod-a") -> None:
-        """Discovery reports the file."""
+    def add(self, name: str, pod: str = "pod-a", log_type: str = "app", multiline: MultilineSpec | None = None) -> None:
+        """Discovery reports the file (``multiline``: its rule joins lines into events)."""
         assert self.agent.streams is not None
-        self.agent.streams.add(self.target(name, pod))
+        self.agent.streams.add(self.target(name, pod, log_type, multiline))
 
     def remove(self, name: str, pod: str = "pod-a") -> None:
         assert self.agent.streams is not None
