@@ -45,12 +45,24 @@ trap 'exit 143' TERM  # so the EXIT trap also runs when CI cancels the job
 trap 'exit 130' INT
 
 install_system_packages() {
-    if command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; then
-        echo "prometheus-alertmanager is installed"
+    local missing=()
+    command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
+        || missing+=(prometheus-alertmanager)
+    # nginx: the real producer of access logs in tests/test_real_nginx.py (started by the test itself).
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        echo "prometheus-alertmanager and nginx are installed"
         return 0
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q && apt-get install -y -q prometheus-alertmanager
+    local policy=/usr/sbin/policy-rc.d added=0
+    if [[ ! -e $policy ]]; then  # the packages must not start system services (nginx on port 80)
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
+    fi
+    apt-get update -q && apt-get install -y -q "${missing[@]}"
+    local rc=$?
+    [[ $added -eq 1 ]] && rm -f "$policy"
+    return $rc
 }
 
 install_python_package() {
@@ -78,7 +90,7 @@ run_pytest() {
 }
 
 began_all=$(date +%s)
-step "system packages (prometheus-alertmanager)" install_system_packages
+step "system packages (prometheus-alertmanager, nginx)" install_system_packages
 step "pip install -e '.[dev]'" install_python_package
 step "kustomize (renders deploy/k8s in tests)" bash scripts/install-kustomize.sh
 step "ruff check ." "$PYTHON" -m ruff check .
