@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,8 @@ def test_kustomize_renders_with_references_resolved(kdir: Path) -> None:
     assert {o["metadata"]["namespace"] for o in namespaced} == {ns["metadata"]["name"]}
     cms = {o["metadata"]["name"] for o in by_kind["ConfigMap"]}
     (ds,) = by_kind["DaemonSet"]
-    assert ds["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] in cms
+    (config_volume,) = [v for v in ds["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
+    assert config_volume["configMap"]["name"] in cms
     (binding,) = by_kind["ClusterRoleBinding"]
     sas = {(o["metadata"]["name"], o["metadata"]["namespace"]) for o in by_kind["ServiceAccount"]}
     assert (binding["subjects"][0]["name"], binding["subjects"][0]["namespace"]) in sas
@@ -233,3 +235,89 @@ def test_dockerfiles_install_the_package_from_sources_that_exist(name: str) -> N
     assert "!setup.py" in ignore
     user = next(ln[1] for ln in lines if ln[0] == "USER")
     assert (user == "0") if name == "shipper" else not user.startswith("0")
+
+
+def render(kdir: Path) -> list[dict[str, Any]]:
+    out = subprocess.run([*kustomize_command(), str(kdir)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def kubernetes_validate() -> list[str]:
+    """The ``kubernetes-validate`` CLI (pip, the dev extra) beside this interpreter."""
+    exe = Path(sys.executable).with_name("kubernetes-validate")
+    found = str(exe) if exe.exists() else shutil.which("kubernetes-validate")
+    if not found:
+        pytest.fail("kubernetes-validate is not installed: pip install -e '.[dev]'")
+    return [found]
+
+
+@pytest.mark.parametrize("kdir", [BASE, *OVERLAYS], ids=lambda p: p.name)
+def test_rendered_manifests_pass_kubernetes_validate_strict_for_1_37(kdir: Path, tmp_path: Path) -> None:
+    rendered = tmp_path / f"{kdir.name}.yaml"
+    rendered.write_text(yaml.safe_dump_all(render(kdir)))
+    done = subprocess.run([*kubernetes_validate(), "--strict", "--kubernetes-version", "1.37.0", str(rendered)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed" in done.stdout + done.stderr
+
+
+SECURED = [o for o in OVERLAYS if o.name in ("staging", "prod")]
+
+
+def _secret_mounts(workload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """mountPath -> the secret volume, for every container of ``workload``."""
+    spec = workload["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+    out = {}
+    for c in spec["containers"]:
+        for m in c.get("volumeMounts", []):
+            if m["name"] in secrets:
+                assert m.get("readOnly") is True, m
+                out[m["mountPath"]] = secrets[m["name"]]
+    return out
+
+
+def _under(path: str | None, mounts: dict[str, dict[str, Any]]) -> bool:
+    return path is not None and any(path.startswith(mp.rstrip("/") + "/") for mp in mounts)
+
+
+def _assert_hardened(workload: dict[str, Any], non_root: bool) -> None:
+    spec = workload["spec"]["template"]["spec"]
+    for c in spec["containers"]:
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        seccomp = sc.get("seccompProfile") or spec.get("securityContext", {}).get("seccompProfile")
+        assert seccomp == {"type": "RuntimeDefault"}
+    if non_root:
+        assert spec["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("kdir", SECURED, ids=lambda p: p.name)
+def test_credentials_are_files_from_secrets_referenced_never_contained(kdir: Path) -> None:
+    objs = render(kdir)
+    assert [o for o in objs if o["kind"] == "Secret"] == []  # referenced, never contained
+    (ds,) = [o for o in objs if o["kind"] == "DaemonSet"]
+    (deploy,) = [o for o in objs if o["kind"] == "Deployment"]
+    ship_mounts, consume_mounts = _secret_mounts(ds), _secret_mounts(deploy)
+    for mounts in (ship_mounts, consume_mounts):
+        assert mounts
+        for secret in mounts.values():
+            assert secret["secretName"].startswith("logpipe-")
+            assert secret["defaultMode"] & 0o007 == 0  # no access for others
+    shipper = load_model(ShipperConfig, config_file(kdir, "logpipe-shipper", "shipper.yaml"))
+    consumer = load_model(ConsumerConfig, config_file(kdir, "logpipe-consumer", "consumer.yaml"))
+    assert shipper.kafka.security_protocol == consumer.kafka.security_protocol == "SASL_SSL"
+    assert shipper.kafka.sasl_password is None and consumer.kafka.sasl_password is None
+    assert consumer.elasticsearch.password is None and consumer.elasticsearch.api_key is None
+    for path in (shipper.kafka.sasl_password_file, shipper.kafka.ssl_cafile):
+        assert _under(path, ship_mounts), path
+    for path in (consumer.kafka.sasl_password_file, consumer.kafka.ssl_cafile,
+                 consumer.elasticsearch.password_file, consumer.elasticsearch.ca_file):
+        assert _under(path, consume_mounts), path
+    assert all(u.startswith("https://") for u in consumer.elasticsearch.urls())
+    # The hardening holds with the credentials mounted.
+    _assert_hardened(ds, non_root=False)
+    _assert_hardened(deploy, non_root=True)
+    assert deploy["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 10001
