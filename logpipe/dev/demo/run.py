@@ -9,10 +9,12 @@ Each step runs the real CLI as a subprocess, so what the demo prints is what an 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from consumer.config import DEFAULT_TOPICS
+from logpipe.dev.demo.group_start import start_group_at_end
 from logpipe.dev.demo.podsim import PodSimulator
 from logpipe.dev.services import open_backend
 
@@ -49,12 +53,20 @@ rules:
 
 @dataclass
 class Demo:
-    """One run of the demo in its own work folder, with its own topics' consumer group."""
+    """One run of the demo in its own work folder, with a consumer group of its own.
+
+    The group starts at the end the shared topics had when the run began (``group_start.py``), so
+    the run reads only what it writes, however much earlier runs left in the topics.
+    """
 
     work: Path
     say: Callable[[str], None] = print
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S"))
+
+    @property
+    def group(self) -> str:
+        return f"logpipe-demo-{self.run_id}"
 
     @property
     def node(self) -> str:
@@ -110,6 +122,7 @@ class Demo:
         rules.write_text(RULES % {"run": self.run_id})
 
         say("\n== 2. the shipper (node agent) and the consumer (indexer + alert rules)")
+        say("   " + asyncio.run(start_group_at_end(kafka, self.group, DEFAULT_TOPICS)).describe())
         self.spawn(
             "shipper",
             "ship",
@@ -126,6 +139,7 @@ class Demo:
             "--http-port",
             "0",
         )
+        consumer_port = _free_port()
         self.spawn(
             "consumer",
             "consume",
@@ -134,9 +148,9 @@ class Demo:
             "--es-url",
             es,
             "--group-id",
-            f"logpipe-demo-{self.run_id}",
+            self.group,
             "--http-port",
-            "0",
+            str(consumer_port),
             "--rules",
             str(rules),
             "--alertmanager-url",
@@ -160,6 +174,7 @@ class Demo:
         say("\n== 4. waiting until every line is searchable in Elasticsearch")
         got = _wait_for_count(es, self.node, expected, timeout=120)
         say(f"   {got} documents from node {self.node} for {expected} lines written")
+        say(f"   the consumer read {_records_consumed(consumer_port)} records from Kafka")
         if got != expected:
             say("   lines lost or duplicated: see shipper.log and consumer.log in " + str(self.work))
             return 1
@@ -213,6 +228,23 @@ def _http_json(url: str, body: Mapping[str, Any] | None = None) -> Any:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return orjson.loads(resp.read())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _records_consumed(port: int) -> int | str:
+    """The consumer's own count of the Kafka records it fetched (its /metrics), or "?" if it does not answer."""
+    name = "logpipe_consumer_records_consumed_total"
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return "?"
+    return int(sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(name + "{")))
 
 
 def _wait_for_count(es: str, node: str, expected: int, timeout: float) -> int:

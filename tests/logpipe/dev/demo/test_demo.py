@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
+import urllib.request
+import uuid
 from pathlib import Path
 
+import orjson
 import pytest
+
+from logpipe.dev.demo.prefill import prefill
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +36,36 @@ def test_demo_ships_indexes_searches_and_alerts(
     assert "2 spans, 2 services" in out  # the trace step joined spans across Components
     assert re.search(r"demo-pay-5xx\s+critical\s+active", out)  # the alert, as Alertmanager has it
     assert (tmp_path / "registry.json").exists()
+
+
+def test_demo_on_a_used_machine_reads_only_what_its_run_wrote(
+    kafka_bootstrap: str, es_url: str, alertmanager_url: str, tmp_path: Path
+) -> None:
+    """Old records in the shared topics (as earlier runs leave them) are neither re-read nor re-indexed."""
+    backlog_node = f"backlog-{uuid.uuid4().hex[:12]}"
+    asyncio.run(prefill(kafka_bootstrap, 3000, backlog_node))
+
+    res = subprocess.run(
+        [sys.executable, "-m", "logpipe.cli.main", "demo", "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = res.stdout
+    assert res.returncode == 0, out[-3000:] + res.stderr[-2000:]
+    m = re.search(r"(\d+) documents from node (\S+) for (\d+) lines written", out)
+    assert m and m.group(1) == m.group(3), out
+    skipped = re.search(r"consumer group (\S+) starts at the current end of .*: (\d+) records of earlier runs", out)
+    assert skipped and int(skipped.group(2)) >= 3000, out
+    # The consumer's own count of what it fetched: this run's lines, not one of the 3000 before them.
+    assert f"the consumer read {m.group(3)} records from Kafka" in out, out
+    assert _count(es_url, backlog_node) == 0  # and so none of them was indexed by this run
+
+
+def _count(es_url: str, node: str) -> int:
+    body = orjson.dumps({"query": {"term": {"kubernetes.node.name": node}}})
+    req = urllib.request.Request(
+        f"{es_url}/logpipe-*/_count?ignore_unavailable=true", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return int(orjson.loads(resp.read())["count"])
