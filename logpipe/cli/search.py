@@ -95,7 +95,7 @@ def search(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Show the newest N matches (newest last).")] = 100,
     context: Annotated[
-        int, typer.Option("--context", "-C", help="Show N lines before and after each hit, from its file.")
+        int, typer.Option("--context", "-C", help="Show N events (a stack trace is one) around each hit.")
     ] = 0,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines as they are indexed.")

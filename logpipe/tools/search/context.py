@@ -1,4 +1,5 @@
-"""``--context N``: the N lines before and after each hit from the same file stream, like ``grep -C``.
+"""``--context N``: the N events before and after each hit from the same file stream, like ``grep -C`` (a
+stack trace the shipper joined is one event, one document).
 
 Neighbours are found by ``logpipe.file_id`` + ``log.offset`` (a rotated file keeps its id, so context
 crosses a rotation). Blocks of the same file that overlap are merged; the others are printed with a
