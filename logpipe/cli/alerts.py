@@ -179,6 +179,7 @@ def list_alerts(
 
     from consumer.alerts.restore import fetch_alerts
     from logpipe.core.http_auth import HttpClientAuth
+    from logpipe.core.secrets import redact_urls
 
     url = alertmanager_url or os.environ.get("LOGPIPE_ALERTMANAGER_URL") or DEFAULT_AM
     try:
@@ -189,10 +190,13 @@ def list_alerts(
     except aiohttp.ClientResponseError as exc:
         fix = (" — fix: pass --alertmanager-user with --alertmanager-password-file (or LOGPIPE_ALERTMANAGER_*)"
                if exc.status in (401, 403) else "")
-        typer.echo(f"logpipe alerts list: Alertmanager at {url} answered {exc.status} {exc.message}{fix}", err=True)
+        shown = redact_urls(url)
+        typer.echo(f"logpipe alerts list: Alertmanager at {shown} answered {exc.status} {exc.message}{fix}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:
-        typer.echo(f"logpipe alerts list: cannot read alerts from Alertmanager at {url}: {exc}", err=True)
+        shown = redact_urls(url)
+        typer.echo(f"logpipe alerts list: cannot read alerts from Alertmanager at {shown}: {redact_urls(str(exc))}",
+                   err=True)
         raise typer.Exit(2) from None
     if rules is not None:
         names = {r.name for r in _load(rules, url).rules}

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from logpipe.core.secrets import redact_urls
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg (the event name) and the event's fields."""
@@ -30,7 +32,8 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        # A channel's URL may carry its key (WeCom `key=`) inside an exception's text: never printed.
+        return redact_urls(orjson.dumps(doc, default=str).decode())
 
 
 def configure_json_logging(level: str = "info", logger: str = "logpipe") -> None:

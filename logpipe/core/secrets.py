@@ -13,6 +13,7 @@ symlink), so a rotated token is used on the next call without a restart.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,22 @@ def redact(text: str, secrets: list[str | None] | tuple[str | None, ...]) -> str
         if s and len(s) >= 3:
             text = text.replace(s, MASK)
     return text
+
+
+# Query parameters that carry credentials in the URLs of alert channels and tools (WeCom's robot
+# `key=`, webhook tokens, signatures), and user:password@ in the authority.
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&](?:key|token|access_token|secret|password|passwd|sign|signature|apikey|api_key|auth)=)[^&#\s'\"]+"
+)
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with credentials in URLs masked: ``...send?key=**********``, ``https://**********@host``."""
+    if "=" not in text and "@" not in text:
+        return text
+    text = _SECRET_PARAM.sub(lambda m: m.group(1) + MASK, text)
+    return _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
 
 
 def reveal(v: Any) -> Any:

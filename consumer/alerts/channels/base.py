@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from consumer.alerts.rules import ChannelBase
 from consumer.alerts.telemetry import NotificationDropped, NotificationFailed, NotificationSent
+from logpipe.core.secrets import redact_urls
 
 log = logging.getLogger("logpipe.consumer.alerts")
 
@@ -162,7 +163,7 @@ class ChannelWorker:
                 raise
             except Exception as exc:  # a bug in a channel must not end its worker
                 log.exception("alert channel worker error", extra={"fields": {"channel": self.name}})
-                NotificationFailed(channel=self.name, error=repr(exc), attempt=0).emit()
+                NotificationFailed(channel=self.name, error=redact_urls(repr(exc)), attempt=0).emit()
             finally:
                 self._busy = False
 
@@ -192,7 +193,7 @@ class ChannelWorker:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
-    text = str(exc)
+    text = redact_urls(str(exc))  # aiohttp's errors quote the URL, and a channel's URL may hold its key
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -17,6 +17,7 @@ import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
 from logpipe.core.es_connection import EsConnection, EsConnectionError, es_client_kwargs
+from logpipe.core.secrets import redact_urls
 from logpipe.tools.search.errors import BadQuery, ElasticsearchUnreachable, SearchError, Unavailable
 from logpipe.tools.search.hits import LogDoc
 
@@ -96,7 +97,7 @@ class SearchClient:
         """``conn``: a URL, or a connection with TLS and credentials (``--es-*`` flags, ``LOGPIPE_ES_*``)."""
         if isinstance(conn, str):
             conn = EsConnection(url=conn)
-        self.url = conn.url
+        self.url = redact_urls(conn.url)  # for messages: a URL may carry user:password@
         try:
             auth = es_client_kwargs(conn)
         except EsConnectionError as exc:

@@ -62,3 +62,29 @@ def test_a_missing_file_names_the_key_and_path_not_a_value(tmp_path: Path) -> No
 
 def test_redact_replaces_every_occurrence() -> None:
     assert redact(f"a {SENTINEL} b {SENTINEL}", [SENTINEL, None]) == f"a {MASK} b {MASK}"
+
+
+def test_credentials_in_urls_are_masked() -> None:
+    from logpipe.core.secrets import redact_urls
+
+    text = "POST https://robot.example/cgi-bin/webhook/send?key=abc-123&debug=1 failed; https://u:pw@es:9200/x?token=t"
+    shown = redact_urls(text)
+    assert "abc-123" not in shown and "u:pw" not in shown and "token=t" not in shown
+    assert "send?key=**********&debug=1" in shown and "https://**********@es:9200" in shown
+    assert redact_urls("no url here") == "no url here"
+
+
+def test_the_json_log_masks_a_channel_key_in_an_exception() -> None:
+    import logging
+
+    from logpipe.core.json_log import JsonFormatter
+
+    try:
+        raise ConnectionError("cannot POST http://127.0.0.1:9/send?key=SeNtInEl-42")
+    except ConnectionError:
+        import sys
+
+        record = logging.LogRecord("logpipe.x", logging.ERROR, __file__, 1, "failed %s", ("?key=SeNtInEl-42",),
+                                   sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "SeNtInEl-42" not in line and "key=**********" in line
