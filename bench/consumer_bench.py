@@ -11,7 +11,7 @@ Per round, on the same Elasticsearch:
    encoded as the same ``_bulk`` bodies) are built *before* timing, then posted by a tight loop with
    the same bulk size and concurrency — nothing but Elasticsearch's own indexing speed;
 2. **end to end**: the same lines are produced to a fresh topic *before* timing (with the shipper's
-   headers), then a :class:`ConsumerService` is started and timed from its first fetched record until
+   headers), then a :class:`ConsumerApp` is started and timed from its first fetched record until
    every record is resolved (indexed and committable) — fetch, parse, serialize, bulk, check.
 
 Each round writes into fresh indices (deleted after), so both sides pay for creating the same
@@ -47,12 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from access_log_gen import line as gen_line
 
+from consumer.app import ConsumerApp
 from consumer.bulk import BulkBatcher, BulkRequest, index_name, ingested_now
 from consumer.config import BulkConfig, ConsumerConfig
+from consumer.es_client import BULK_FILTER, make_client
 from consumer.index_templates import install_templates, remove_templates
-from consumer.indexer import _FILTER as BULK_FILTER
-from consumer.indexer import make_client
-from consumer.service import ConsumerService
 from consumer.work import Work
 from logpipe.cli.consume import tune_gc
 from logpipe.core.envelope import LineRecord, SourceMeta, decode_headers, document_id
@@ -244,10 +243,10 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
     await asyncio.gather(*futs)
     await producer.stop()
 
-    svc = ConsumerService(config(args, prefix, topic), tune_gc=not args.default_gc)
+    svc = ConsumerApp(config(args, prefix, topic), tune_gc=not args.default_gc)
     first_fetch: list[float] = []
     phase: list[CpuShares] = []
-    orig_ingest = svc._ingest
+    orig_ingest = svc.loop.ingest.records
 
     def timed_ingest(tp: Any, recs: Any) -> None:
         if not first_fetch:
@@ -256,11 +255,12 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
             phase.append(CpuShares())
         orig_ingest(tp, recs)
 
-    svc._ingest = timed_ingest  # type: ignore[method-assign,assignment]
+    svc.loop.ingest.records = timed_ingest  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(svc.run())
     try:
         while True:
-            done = sum((st.position or 0) for tp in svc.offsets.partitions() if (st := svc.offsets.state(tp)))
+            offsets = svc.loop.offsets
+            done = sum((st.position or 0) for tp in offsets.partitions() if (st := offsets.state(tp)))
             if done >= len(records):
                 break
             if task.done():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -157,11 +158,13 @@ class BulkBatcher:
     ``add`` returns the request it closed when the new item would overflow the current one (the
     item then starts the next request); a single item larger than ``max_bytes`` gets a request
     of its own. ``take`` hands over the open request (for the flush interval, revoke and stop).
+    ``monotonic`` times the open request's age (the loop's clock).
     """
 
-    def __init__(self, max_bytes: int, max_actions: int) -> None:
+    def __init__(self, max_bytes: int, max_actions: int, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
         self.max_actions = max_actions
+        self._monotonic = monotonic
         self._open = BulkRequest()
         self._stamp = ingested_now()
         self._stamp_at = time.monotonic()
@@ -189,7 +192,7 @@ class BulkBatcher:
             closed = req
             req = self._open = BulkRequest()
         if not req.items:
-            req.started = time.monotonic()
+            req.started = self._monotonic()
         req.items.append(work)
         req.parts.append(part)
         req.nbytes += len(part)
@@ -208,7 +211,7 @@ class BulkBatcher:
 
     def age(self) -> float:
         """Seconds since the open request's first item (0 when empty)."""
-        return time.monotonic() - self._open.started if self._open.items else 0.0
+        return self._monotonic() - self._open.started if self._open.items else 0.0
 
     @property
     def pending(self) -> int:

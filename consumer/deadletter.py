@@ -3,19 +3,18 @@
 A dead letter keeps the original record's key, value (the line, byte for byte) and headers (its
 source identity), plus ``lp.dlq.*`` headers saying why, at which stage, and where it was read. It
 is produced with ``acks=all`` and the call returns only once the topic acknowledged it: only then
-may the record's offset be committed. Failures are retried with backoff, never skipped.
+may the record's offset be committed. :class:`DeadLetterWriter` is the Kafka implementation of
+``consumer.ports.DeadLetterSink``; a failed send raises, and ``consumer/dispatch.py`` retries it
+with backoff (never skipped).
 """
 
 from __future__ import annotations
-
-import asyncio
-import random
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from consumer.telemetry import DeadLetterFailed, RecordDeadLettered, log
+from consumer.telemetry import log
 from consumer.work import Work
 from logpipe.core.kafka_security import KafkaSecurity, aiokafka_kwargs, start_guarded
 
@@ -45,15 +44,11 @@ class DeadLetterWriter:
         bootstrap: str,
         topic: str,
         client_id: str = "logpipe-consumer-dlq",
-        retry_initial: float = 0.2,
-        retry_max: float = 5.0,
         security: KafkaSecurity | None = None,
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
         self.security = security or KafkaSecurity()
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
         self._client_id = client_id
         self._producer = self._new_producer()
 
@@ -98,32 +93,12 @@ class DeadLetterWriter:
             await admin.close()
 
     async def send(self, work: Work) -> None:
-        """Produce ``work`` as a dead letter and wait for ``acks=all``; retries until it succeeds.
+        """Produce ``work`` as a dead letter and wait for ``acks=all``; raises ``KafkaError`` on failure.
 
         Cancelling the call leaves the record unresolved (it is redelivered after a restart).
         """
-        attempt = 0
-        while True:
-            try:
-                fut = await self._producer.send(
-                    self.topic, value=work.raw, key=work.key, headers=dead_letter_headers(work)
-                )
-                await fut
-                break
-            except KafkaError as exc:
-                DeadLetterFailed(
-                    topic=work.topic, partition=work.partition, offset=work.kafka_offset, error=repr(exc)
-                ).emit()
-                attempt += 1
-                backoff = min(self._retry_max, self._retry_initial * 2 ** min(attempt, 16))
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-        RecordDeadLettered(
-            stage=work.stage,
-            topic=work.topic,
-            partition=work.partition,
-            offset=work.kafka_offset,
-            reason=work.reason[:500],
-        ).emit()
+        fut = await self._producer.send(self.topic, value=work.raw, key=work.key, headers=dead_letter_headers(work))
+        await fut
 
     async def close(self) -> None:
         await self._producer.stop()

@@ -24,7 +24,7 @@ from typing import Any
 from parsers.app import map_content
 from parsers.document import DEFAULT_WINDOW, Draft, TimeWindow
 from parsers.fieldmap import FieldMap
-from parsers.result import Parsed, Partial, Unparseable
+from parsers.result import Parsed, Partial, Unparseable, fragment_key
 from parsers.timestamps import parse_time
 
 _STREAMS = (b"stdout", b"stderr")
@@ -111,13 +111,14 @@ class Reassembler:
             self._drop(key)
             absorbed = len(pend.parts) - 1
             doc = self._document(pend, b"".join(pend.parts), line.stream, "partial_overflow", draft)
-            return Parsed(doc, "stdout", absorbed)
+            return Parsed(doc, "stdout", absorbed, fragments=fragment_key(*key))
         if pend is None:
             return Parsed(self._build(draft, line.timestamp, line.content, line.stream), "stdout")
         self._drop(key)
         pend.parts.append(line.content)
         content = b"".join(pend.parts)
-        return Parsed(self._document(pend, content, line.stream, None, draft), "stdout", len(pend.parts) - 1)
+        doc = self._document(pend, content, line.stream, None, draft)
+        return Parsed(doc, "stdout", len(pend.parts) - 1, fragments=fragment_key(*key))
 
     def expire(self, older_than_s: float) -> list[Parsed]:
         """Emit the fragments buffered for longer than ``older_than_s`` whose ``F`` never came."""
@@ -128,7 +129,7 @@ class Reassembler:
                 self._drop(key)
                 draft = Draft(pend.headers, "stdout", self.window)
                 doc = self._build(draft, pend.timestamp, b"".join(pend.parts), key[1], "partial_incomplete")
-                out.append(Parsed(doc, "stdout", len(pend.parts)))
+                out.append(Parsed(doc, "stdout", len(pend.parts), fragments=fragment_key(*key)))
         return out
 
     def clear(self) -> None:

@@ -16,7 +16,8 @@ class Parsed:
     ``absorbed`` (CRI only): how many earlier records of the same file were :class:`Partial`
     fragments folded into this document. From :meth:`LineParser.parse` the document stands for the
     current record plus ``absorbed`` earlier ones; from :meth:`LineParser.expire` it stands for
-    ``absorbed`` earlier records only (no current record).
+    ``absorbed`` earlier records only (no current record). ``fragments`` names those records: the
+    :attr:`Partial.key` of their (file, stream).
 
     ``doc_id``: when set, the document's ``_id`` (e.g. a span's id from its trace and span ids);
     otherwise the consumer derives it from the source position (``document_id(file_id, offset)``).
@@ -29,6 +30,7 @@ class Parsed:
     absorbed: int = 0
     doc_id: str | None = None
     index: str | None = None
+    fragments: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,16 @@ class Partial:
     file_id: str = ""
     offset: int | None = None
     stream: str = ""
+
+    @property
+    def key(self) -> str:
+        """Which line this fragment belongs to: its (file, stream), as :attr:`Parsed.fragments` names it."""
+        return fragment_key(self.file_id, self.stream)
+
+
+def fragment_key(file_id: str, stream: str) -> str:
+    """The key of the CRI line being reassembled from ``file_id``'s ``stream``."""
+    return f"{file_id}\x00{stream}"
 
 
 @dataclass(frozen=True, slots=True)

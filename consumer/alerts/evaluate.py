@@ -59,7 +59,10 @@ def _message(doc: Mapping[str, Any]) -> str:
 
 def _record_hit(rule: CompiledRule, g: GroupState, doc: Mapping[str, Any]) -> None:
     g.hits += 1
-    g.last_doc = doc  # a reference: the consumer does not mutate a document after observe()
+    # A reference, not a copy (per document, copying would cost more than evaluating): after observe()
+    # the consumer changes only ``event.ingested`` (creating ``event`` if absent), which consumer/bulk.py
+    # stamps at each (re-)encode; templates that render it see the latest stamp.
+    g.last_doc = doc
     g.add_sample(_message(doc), rule.samples, rule.sample_chars)
 
 

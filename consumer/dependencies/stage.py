@@ -29,8 +29,8 @@ from consumer.dependencies.telemetry import (
     LinksConsumed,
 )
 from consumer.dependencies.templates import install_dependency_templates
-from consumer.indexer import backoff_seconds
-from consumer.kafka_source import KafkaSource, Record
+from consumer.retry import backoff_seconds
+from consumer.sources.kafka.source import KafkaSource, Record
 from consumer.telemetry import log
 from consumer.work import TopicPartitionKey
 from logpipe.core.acks import OrderedAcks
@@ -54,7 +54,7 @@ class DependencyStage:
         kafka = cfg.kafka.model_copy(
             update={"group_id": links_group_id(cfg), "topics": [td.topic], "client_id": f"{cfg.kafka.client_id}-links"}
         )
-        self.source = KafkaSource(kafka, self)
+        self.source = KafkaSource(kafka)
         self.join = TraceJoin(td.horizon, td.max_trace_age, td.max_traces, td.max_spans)
         self.store = DependencyStore(es, cfg.index.prefix, int(td.bucket))
         self._acks: dict[int, OrderedAcks] = {}
@@ -71,7 +71,7 @@ class DependencyStage:
         """Templates, the links topic, the group; raises if a dependency is not reachable (call again)."""
         await install_dependency_templates(self.es, self.cfg.index)
         await ensure_topic(self.cfg.kafka.bootstrap, self.topic, self.cfg.trace_dependencies.partitions)
-        await self.source.start()
+        await self.source.start(self)
         self.started = True
 
     def request_stop(self) -> None:

@@ -35,10 +35,10 @@ def tune_gc() -> None:
 
 async def _serve(cfg: ConsumerConfig) -> None:
     """Build the service inside the event loop (aiokafka needs a running loop) and run it until a signal."""
-    from consumer.service import ConsumerService
+    from consumer.app import ConsumerApp
 
     engine = _alert_engine(cfg.alerts.rules, cfg.alerts.alertmanager_url) if cfg.alerts.rules else None
-    service = ConsumerService(
+    service = ConsumerApp(
         cfg,
         alerts=engine,
         on_listening=lambda port: typer.echo(f"logpipe consume: http on {cfg.http.host}:{port}", err=True),

@@ -30,9 +30,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch
 
+from consumer.app import ConsumerApp
 from consumer.config import ConsumerConfig
 from consumer.index_templates import remove_templates
-from consumer.service import ConsumerService
 from logpipe.core.envelope import LineRecord, SourceMeta, document_id
 
 
@@ -189,12 +189,12 @@ class ConsumerStory:
     # --- consumers -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def consumer(self, cfg: ConsumerConfig | None = None) -> AsyncIterator[ConsumerService]:
+    async def consumer(self, cfg: ConsumerConfig | None = None) -> AsyncIterator[ConsumerApp]:
         """An in-process consumer running for the body of the ``async with``, stopped gracefully after."""
-        svc = ConsumerService(cfg or self.config())
+        svc = ConsumerApp(cfg or self.config())
         task = asyncio.create_task(svc.run())
         try:
-            await self._until(lambda: svc._started or task.done(), 60, "the consumer to start")
+            await self._until(lambda: svc.started or task.done(), 60, "the consumer to start")
             if task.done():
                 task.result()
             yield svc

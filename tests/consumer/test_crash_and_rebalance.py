@@ -57,11 +57,11 @@ async def test_two_consumers_rebalancing_mid_run_lose_and_duplicate_nothing(stor
         await story.wait_for_docs(500)
         async with story.consumer(cfg) as b:  # joins the group: partitions move from a to b
             await story.produce(story.access_lines(4_000, file_no=2))
-            await story._until(lambda: bool(b.offsets.partitions()), 30, "b to get partitions")
-            assert len(a.offsets.partitions()) + len(b.offsets.partitions()) == 4
+            await story._until(lambda: bool(b.loop.offsets.partitions()), 30, "b to get partitions")
+            assert len(a.loop.offsets.partitions()) + len(b.loop.offsets.partitions()) == 4
             await story.wait_for_docs(2_000)
         # b left the group mid-run: a takes every partition back.
-        await story._until(lambda: len(a.offsets.partitions()) == 4, 30, "a to take every partition back")
+        await story._until(lambda: len(a.loop.offsets.partitions()) == 4, 30, "a to take every partition back")
         await story.produce(story.cri_lines([f"stdout line {i}" for i in range(1_000)], file_no=1))
         await story.produce(story.cri_lines([f"stdout line {i}" for i in range(1_000)], file_no=2))
         await story.wait_for_docs(story.line_count, timeout=120)

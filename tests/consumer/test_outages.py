@@ -23,10 +23,10 @@ async def test_elasticsearch_down_mid_run_loses_nothing(story: ConsumerStory, se
         await story.produce(story.access_lines(700))
         # The consumer keeps trying, pauses fetching, and commits nothing it could not index.
         for _ in range(100):
-            if not svc.indexer.available and svc.source.paused:
+            if not svc.loop.indexer.available and svc.source.paused:
                 break
             await asyncio.sleep(0.1)
-        assert not svc.indexer.available
+        assert not svc.loop.indexer.available
         assert svc.source.paused
         await asyncio.sleep(1.0)
         assert await story.committed_lag() > 0
@@ -50,8 +50,8 @@ async def test_items_refused_by_a_write_block_are_retried_until_it_is_lifted(sto
         await story.es.indices.put_settings(index=index, settings={"index.blocks.write": True})
         try:
             await story.produce(story.access_lines(40))
-            retried_before = svc.indexer.retried_items
-            await story._until(lambda: svc.indexer.retried_items > retried_before + 40, 30, "retries")
+            retried_before = svc.loop.indexer.retried_items
+            await story._until(lambda: svc.loop.indexer.retried_items > retried_before + 40, 30, "retries")
             assert await story.count() == 10  # nothing went in ...
             assert await story.committed_lag() == 40  # ... nothing was committed ...
         finally:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from aiokafka.partitioner import murmur2
 
-from consumer.config import ConsumerConfig
 from consumer.ownership import ComponentOwnership, partition_of
-from consumer.service import ConsumerService
+from tests.consumer.memory import LoopStory
 
 COMPONENTS = [f"svc-{i}" for i in range(40)]
 
@@ -59,40 +55,14 @@ def test_without_metadata_every_component_is_owned() -> None:
     assert all(own(c) for c in COMPONENTS)
 
 
-class RecordingEngine:
-    """The part of the alert engine the consumer talks to, recording ``set_owner``."""
-
-    def __init__(self) -> None:
-        self.owner: Callable[[str], bool] | None = None
-        self.calls = 0
-
-    async def start(self) -> None:
-        return None
-
-    def observe(self, doc: dict[str, Any]) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def set_owner(self, owns: Callable[[str], bool] | None) -> None:
-        self.owner = owns
-        self.calls += 1
-
-
 async def test_the_rebalance_listener_tells_the_alert_engine_what_it_owns() -> None:
-    cfg = ConsumerConfig.model_validate({"kafka": {"topics": ["logpipe-access"]}})
-    engine = RecordingEngine()
-    svc = ConsumerService(cfg, alerts=engine)
-    svc.source.partitions_for = {"logpipe-access": {0, 1, 2, 3}}.get  # type: ignore[method-assign,assignment]
-    try:
-        await svc.partitions_assigned([("logpipe-access", 1), ("logpipe-access", 3)])
-        owns = engine.owner
-        assert owns is not None and engine.calls == 1
-        assert [owns(c) for c in COMPONENTS] == [shipper_partition(c, [0, 1, 2, 3]) in (1, 3) for c in COMPONENTS]
-        await svc.partitions_revoked([("logpipe-access", 3)])
-        assert [owns(c) for c in COMPONENTS] == [shipper_partition(c, [0, 1, 2, 3]) == 1 for c in COMPONENTS]
-    finally:
-        await svc.es.close()
-        await svc.dlq.close()  # never started: releases the producer object
-        await svc.source.close()
+    env = LoopStory()
+    for partition in range(4):  # the topic's metadata: 4 partitions
+        env.source.append(("logpipe-access", partition), b"")
+    commits, engine = env.loop.commits, env.alerts
+    await commits.partitions_assigned([("logpipe-access", 1), ("logpipe-access", 3)])
+    owns = engine.owner
+    assert owns is not None and engine.owner_calls == 1
+    assert [owns(c) for c in COMPONENTS] == [shipper_partition(c, [0, 1, 2, 3]) in (1, 3) for c in COMPONENTS]
+    await commits.partitions_revoked([("logpipe-access", 3)])
+    assert [owns(c) for c in COMPONENTS] == [shipper_partition(c, [0, 1, 2, 3]) == 1 for c in COMPONENTS]

@@ -121,7 +121,7 @@ async def test_health_readiness_and_metrics_are_served(story: ConsumerStory) -> 
                 assert r.status == 200
                 assert (await r.json())["elasticsearch"] is True
             await story.wait_committed()
-            svc._update_lag()
+            svc.loop.update_lag()
             async with http.get(base + "/metrics") as r:
                 text = await r.text()
 
@@ -167,7 +167,7 @@ async def test_memory_stays_bounded_by_the_buffer_limit(story: ConsumerStory) ->
         async def sample() -> None:
             nonlocal peak
             while True:
-                peak = max(peak, svc.buffered_bytes)
+                peak = max(peak, svc.loop.buffered_bytes)
                 await asyncio.sleep(0.001)
 
         sampler = asyncio.create_task(sample())

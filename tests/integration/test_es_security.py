@@ -13,7 +13,7 @@ from elastic_transport import TlsError
 from elasticsearch import AuthenticationException
 
 from consumer.config import ElasticsearchConfig
-from consumer.indexer import make_client
+from consumer.es_client import make_client
 from logpipe.dev.services.es_proxy import SecuredEs
 
 pytestmark = pytest.mark.integration

@@ -81,5 +81,5 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     assert "logpipe.cli.main" in targets
     assert _layer("logpipe.cli.main") == (5, "logpipe.cli")
     assert _layer("logpipe.core.envelope") == (0, "logpipe.core")
-    assert _layer("consumer.service") == (2, "consumer")
+    assert _layer("consumer.app") == (2, "consumer")
     assert _layer("shipper.agent") == (2, "shipper")

@@ -113,7 +113,7 @@ def reference(
     """(bulk item, index, _id) the consumer's Python path makes of one record, None if it is not a
     document (dead-lettered); raises :class:`PythonPathRaised` if the Python path itself raises.
 
-    Mirrors ``consumer/service.py``: ``parse(value, decode_headers(headers))``, then ``_add_document``
+    Mirrors ``consumer/ingest.py``: ``parse(value, decode_headers(headers))``, then ``Ingest._document``
     (index from ``index_name``, id from ``document_id(file_id, offset)`` or the Kafka position), then
     ``BulkBatcher.add`` -> ``encode_item``.
     """

@@ -15,8 +15,8 @@ from consumer.dependencies.link import SpanLink
 from consumer.dependencies.linker import count_links, trace_edges
 from consumer.dependencies.stage import DependencyStage
 from consumer.dependencies.store import DependencyStore
+from consumer.es_client import make_client
 from consumer.index_templates import install_templates
-from consumer.indexer import make_client
 from tests.consumer.dependencies.test_store import jaeger_view
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from consumer.dependencies.link import SpanLink
 from consumer.dependencies.linker import count_links, trace_edges
 from consumer.dependencies.store import DependencyStore
 from consumer.dependencies.templates import install_dependency_templates
+from consumer.es_client import make_client
 from consumer.index_templates import install_templates
-from consumer.indexer import make_client
 
 pytestmark = pytest.mark.integration
 

@@ -1,33 +1,28 @@
 """The only module that talks to aiokafka's consumer: fetch, pause/resume, commit, rebalance callbacks.
 
-Auto-commit is off: offsets are committed only through :meth:`KafkaSource.commit`, with positions
-computed by :class:`consumer.offsets.PartitionOffsets` (resolved records only). A rebalance is
-forwarded to a :class:`PartitionListener` as plain ``(topic, partition)`` keys; the revoke callback
-runs while this member still owns the partitions, so it may commit their final positions.
+:class:`KafkaSource` is the Kafka implementation of ``consumer.ports.Source``. Auto-commit is off:
+offsets are committed only through :meth:`KafkaSource.commit`, with positions computed by
+``consumer/commits.py`` (resolved records only). A rebalance is forwarded to the
+``consumer.ports.PartitionListener`` given to :meth:`KafkaSource.start` as plain ``(topic,
+partition)`` keys; the revoke callback runs while this member still owns the partitions, so it may
+commit their final positions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumer.config import KafkaConfig
+from consumer.ports import PartitionListener
 from consumer.telemetry import CommitFailed, OffsetsCommitted
 from consumer.work import TopicPartitionKey
 from logpipe.core.kafka_security import aiokafka_kwargs, start_guarded
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-
-class PartitionListener(Protocol):
-    """What the indexer does when the group moves partitions."""
-
-    async def partitions_assigned(self, partitions: Sequence[TopicPartitionKey]) -> None: ...
-
-    async def partitions_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None: ...
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -44,9 +39,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaSource:
     """A consumer-group member reading ``cfg.topics`` with manual commits."""
 
-    def __init__(self, cfg: KafkaConfig, listener: PartitionListener) -> None:
+    def __init__(self, cfg: KafkaConfig) -> None:
         self.cfg = cfg
-        self._listener = _Rebalance(listener)
         self._consumer: AIOKafkaConsumer = self._new_consumer()
         self._paused = False
 
@@ -67,8 +61,8 @@ class KafkaSource:
             **aiokafka_kwargs(cfg),
         )
 
-    async def start(self) -> None:
-        """Connect and join the group (partitions arrive through the listener).
+    async def start(self, listener: PartitionListener) -> None:
+        """Connect and join the group (partitions arrive through ``listener``).
 
         Raises when the brokers cannot be reached; the source can be started again afterwards.
         """
@@ -78,13 +72,11 @@ class KafkaSource:
             await self._consumer.stop()
             self._consumer = self._new_consumer()  # a failed client is not restartable
             raise
-        self._consumer.subscribe(topics=list(self.cfg.topics), listener=self._listener)
+        self._consumer.subscribe(topics=list(self.cfg.topics), listener=_Rebalance(listener))
 
-    async def fetch(self, timeout_s: float, max_records: int | None = None) -> dict[TopicPartitionKey, list[Record]]:
+    async def fetch(self, timeout_s: float) -> dict[TopicPartitionKey, list[Record]]:
         """Records fetched within ``timeout_s``, per partition, in offset order (empty while paused)."""
-        batches: dict[Any, list[Record]] = await self._consumer.getmany(
-            timeout_ms=int(timeout_s * 1000), max_records=max_records
-        )
+        batches: dict[Any, list[Record]] = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
         return {(tp.topic, tp.partition): recs for tp, recs in batches.items() if recs}
 
     def _tps(self, keys: Iterable[TopicPartitionKey]) -> list[TopicPartition]:
@@ -125,7 +117,7 @@ class KafkaSource:
         parts: set[int] | None = self._consumer.partitions_for_topic(topic)
         return parts
 
-    async def commit(self, positions: dict[TopicPartitionKey, int]) -> bool:
+    async def commit(self, positions: Mapping[TopicPartitionKey, int]) -> bool:
         """Commit ``positions`` (next offset to read) for partitions still assigned; False on failure."""
         owned = self._consumer.assignment()
         offsets = {TopicPartition(t, p): pos for (t, p), pos in positions.items() if TopicPartition(t, p) in owned}

@@ -1,0 +1,139 @@
+"""The consumer's composition root: builds every client from the config and hands the loop its parts.
+
+:class:`ConsumerApp` is what ``logpipe consume`` runs. It builds the Elasticsearch client and its
+``_bulk`` endpoint (``consumer/es_client.py``), the Kafka source (``consumer/sources/kafka/``), the
+dead-letter producer (``consumer/deadletter.py``), the native access-line encoder, and the HTTP
+server (``consumer/http.py``); it installs the index templates before anything is indexed, schedules
+retention (when there is no ILM) and the GC policy, and runs :class:`consumer.loop.ConsumeLoop`
+with those parts. The alert engine is built by the CLI (its rule file) and passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from consumer.clock import SystemClock
+from consumer.config import ConsumerConfig
+from consumer.deadletter import DeadLetterWriter
+from consumer.es_client import ElasticsearchBulk, make_client
+from consumer.gc_policy import apply_gc_policy
+from consumer.http import HealthServer
+from consumer.index_templates import install_templates
+from consumer.loop import ConsumeLoop
+from consumer.ports import AlertSink
+from consumer.retention import run_retention
+from consumer.retry import until_ok
+from consumer.sources.kafka import KafkaSource
+from consumer.telemetry import log
+from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
+from parsers.fieldmap import FieldMap
+
+
+def native_encoder(cfg: ConsumerConfig) -> EncodeFn | None:
+    """The C fast path for plain access lines (same documents, ``parsers/access_encoder.py``), if on and built."""
+    if cfg.native_encoder and NATIVE_AVAILABLE:
+        return AccessEncoder(FieldMap(cfg.fields), cfg.index.prefix).encode
+    if cfg.native_encoder:
+        log.warning("NativeEncoderUnavailable", extra={"fields": {"fix": "pip install -e . (needs a C compiler)"}})
+    return None
+
+
+class ConsumerApp:
+    """One consumer-group member indexing Kafka records into Elasticsearch."""
+
+    def __init__(
+        self,
+        cfg: ConsumerConfig,
+        alerts: AlertSink | None = None,
+        on_listening: Callable[[int], None] | None = None,
+        *,
+        tune_gc: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self._tune_gc = tune_gc
+        self._on_listening = on_listening
+        self.es = make_client(cfg.elasticsearch, cfg.bulk.request_timeout, cfg.bulk.retry_max)
+        self.source = KafkaSource(cfg.kafka)
+        self.dlq = DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
+        self.clock = SystemClock()
+        self.loop = ConsumeLoop(
+            cfg, self.source, ElasticsearchBulk(self.es), self.dlq, alerts, self.clock, encode=native_encoder(cfg)
+        )
+        self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready)
+        self._side_tasks: list[asyncio.Task[None]] = []
+        self._templates_ready = False
+        self.ilm = False
+
+    @property
+    def started(self) -> bool:
+        return self.loop.started
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Serve HTTP, install templates (waiting for Elasticsearch), start the loop's parts; returns the HTTP port."""
+        port = await self.http.start()
+        log.info("HttpListening", extra={"fields": {"host": self.cfg.http.host, "port": port}})
+        if self._on_listening is not None:
+            self._on_listening(port)
+        await self._install_templates()
+        if self.loop.stopping.is_set():
+            return port  # stopped while waiting for Elasticsearch: nothing was fetched
+        if not self.ilm:
+            self._side_tasks.append(
+                asyncio.create_task(run_retention(self.es, self.cfg.index.prefix, self.cfg.index.retention_days))
+            )
+        if await self.loop.start() and self._tune_gc:
+            apply_gc_policy()
+        return port
+
+    async def _install_templates(self) -> None:
+        if not self.cfg.index.install_templates:
+            self._templates_ready = True
+            return
+
+        async def install() -> None:
+            self.ilm = await install_templates(self.es, self.cfg.index)
+            self._templates_ready = True
+
+        # Nothing may be indexed before the templates exist (indices would get dynamic mappings).
+        bulk = self.cfg.bulk
+        stopping = self.loop.stopping
+        await until_ok("TemplatesNotInstalled", install, stopping, self.clock, bulk.retry_initial, bulk.retry_max)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to finish (signal handlers call this)."""
+        self.loop.request_stop()
+
+    async def run(self) -> None:
+        """Start, loop until :meth:`request_stop`, then drain and close."""
+        try:
+            await self.start()
+            if self.loop.started:
+                await self.loop.serve()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the loop (flush, grace, commit, disconnect), then the side tasks and the clients."""
+        await self.loop.close()
+        for t in self._side_tasks:
+            t.cancel()
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        await self.es.close()
+        await self.http.close()
+
+    def _ready(self) -> tuple[bool, dict[str, Any]]:
+        indexer = self.loop.indexer
+        detail: dict[str, Any] = {
+            "kafka": self.loop.started,
+            "elasticsearch": indexer.available,
+            "templates": self._templates_ready,
+            "partitions": len(self.loop.offsets.partitions()),
+            "buffered_bytes": self.loop.buffered_bytes,
+        }
+        if not indexer.available:
+            detail["elasticsearch_error"] = indexer.last_error
+        return (self.loop.started and indexer.available and self._templates_ready, detail)

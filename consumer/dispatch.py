@@ -1,0 +1,157 @@
+"""Where a work goes once it is built: the alert sink, a bulk request, or the dead-letter sink — and back.
+
+:class:`Dispatch` shows every document to the alert sink, adds it to the open ``_bulk`` request
+(``consumer/bulk.py``), and keeps up to ``bulk.concurrency`` requests in flight through the indexer
+(``consumer/indexer.py``: retries and item outcomes). What cannot be indexed goes to the dead-letter
+sink, tried again with backoff until it is acknowledged. Only then — indexed, or dead-lettered — is
+a work resolved: its offsets handed to :class:`consumer.offsets.PartitionOffsets` and its bytes freed
+(``consumer/flow.py``). Nothing else resolves work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from consumer.bulk import BulkBatcher, BulkRequest
+from consumer.config import BulkConfig
+from consumer.flow import Flow
+from consumer.indexer import Indexer
+from consumer.offsets import PartitionOffsets
+from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink
+from consumer.retry import backoff_seconds
+from consumer.telemetry import AlertObserveFailed, DeadLetterFailed, RecordDeadLettered, log
+from consumer.work import Work
+
+
+class Dispatch:
+    """Bulk requests and dead letters in flight, and the resolution of what they finish."""
+
+    def __init__(
+        self,
+        cfg: BulkConfig,
+        endpoint: BulkEndpoint,
+        dead_letters: DeadLetterSink,
+        alerts: AlertSink | None,
+        offsets: PartitionOffsets,
+        flow: Flow,
+        clock: Clock,
+        on_resolved: Callable[[], None],
+    ) -> None:
+        self.cfg = cfg
+        self.batcher = BulkBatcher(cfg.max_bytes, cfg.max_actions, clock.monotonic)
+        self.indexer = Indexer(endpoint, cfg, self._indexed, self.dead_letter, clock)
+        self._dead_letters = dead_letters
+        self._alerts = alerts
+        self._offsets = offsets
+        self._flow = flow
+        self._clock = clock
+        self._on_resolved = on_resolved
+        self._ready: deque[BulkRequest] = deque()
+        self._bulk_tasks: set[asyncio.Task[None]] = set()
+        self._dlq_tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- in ------------------------------------------------------------------------------
+
+    def index(self, work: Work) -> None:
+        """Show the document to the alert rules and add it to the open bulk request."""
+        if self._alerts is not None:
+            try:
+                doc = work.document()
+                assert doc is not None
+                self._alerts.observe(doc)
+            except Exception as exc:  # alerts must never stop indexing
+                AlertObserveFailed(error=repr(exc)[:300]).emit()
+        closed = self.batcher.add(work)  # sets work.size
+        self._flow.hold(work)
+        if closed is not None:
+            self._send(closed)
+
+    def dead_letter(self, work: Work) -> None:
+        """Send ``work`` (``reason`` and ``stage`` set) to the dead-letter sink; resolved once acknowledged."""
+        if not work.size:
+            work.size = len(work.raw)
+            self._flow.hold(work)
+        self._start(self._dlq_tasks, self._send_dead_letter(work))
+
+    def flush(self) -> None:
+        """Send the open bulk request now."""
+        self._send(self.batcher.take())
+
+    def flush_if_due(self, interval: float) -> None:
+        if self.batcher.age() >= interval:
+            self.flush()
+
+    # --- out -----------------------------------------------------------------------------
+
+    def _send(self, req: BulkRequest | None) -> None:
+        if req is None or not req.items:
+            return
+        self._ready.append(req)
+        self._start_ready()
+
+    def _start_ready(self) -> None:
+        while self._ready and len(self._bulk_tasks) < self.cfg.concurrency:
+            self._start(self._bulk_tasks, self.indexer.deliver(self._ready.popleft()))
+
+    def _start(self, tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(lambda t: self._done(tasks, t))
+
+    def _done(self, tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("DispatchTaskFailed", extra={"fields": {"error": repr(task.exception())}})
+        if tasks is self._bulk_tasks:
+            self._start_ready()
+        if not (self._bulk_tasks or self._dlq_tasks or self._ready):
+            self._idle.set()
+
+    def _indexed(self, items: list[Work]) -> None:
+        self._offsets.resolve_all(items)
+        self._flow.free_all(items)
+        self._on_resolved()
+
+    async def _send_dead_letter(self, work: Work) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._dead_letters.send(work)
+                break
+            except Exception as exc:  # never skipped: the record stays unresolved until it is sent
+                DeadLetterFailed(
+                    topic=work.topic, partition=work.partition, offset=work.kafka_offset, error=repr(exc)[:300]
+                ).emit()
+                attempt += 1
+                await self._clock.sleep(backoff_seconds(attempt, self.cfg.retry_initial, self.cfg.retry_max))
+        RecordDeadLettered(
+            stage=work.stage, topic=work.topic, partition=work.partition, offset=work.kafka_offset,
+            reason=work.reason[:500],
+        ).emit()
+        self._offsets.resolve(work)
+        self._flow.free(work)
+        self._on_resolved()
+
+    # --- stop ----------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    async def drain(self, grace: float) -> bool:
+        """Wait up to ``grace`` seconds for every request and dead letter in flight; True if all finished."""
+        return await self._clock.wait(self._idle, grace)
+
+    async def cancel(self) -> None:
+        """Cancel what is still in flight (it stays unresolved: redelivered after a restart)."""
+        self._ready.clear()
+        tasks = [*self._bulk_tasks, *self._dlq_tasks]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
