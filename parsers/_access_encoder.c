@@ -1324,7 +1324,7 @@ static int run_step(Encoder *e, const Step *st, const Val *v, const Str *hdr, Do
             if (!decimal_to_double(v->p, v->n, &x))
                 return OUT_DECLINE;
         } else if (v->type == V_STR) {
-            if (memchr(v->p, ',', (size_t)v->n))
+            if (memchr(v->p, ',', (size_t)v->n) || memchr(v->p, ':', (size_t)v->n))
                 return OUT_DECLINE; /* a list of upstream times: summed by the Python path */
             if (v->nonascii)
                 return OUT_DECLINE;
@@ -1682,6 +1682,9 @@ static PyObject *encode_impl(Encoder *e, PyObject *const *args, Py_ssize_t nargs
     for (int i = 0; i < plan->nsteps; i++) {
         const Step *st = &plan->steps[i];
         const Val *v = &vals[st->pos];
+        if (v->type == V_STR && v->n == 1 && v->p[0] == '-' &&
+            (st->action == A_LONG || st->action == A_STATUS || st->action == A_DURATION))
+            return decline(); /* "-" for a number: flagged missing_<field> by the Python path */
         if (v->type == V_NULL || (v->type == V_STR && ((v->n == 0 && st->action != A_KEYWORD && st->action != A_PATH) ||
                                                        (v->n == 1 && v->p[0] == '-'))))
             continue; /* absent (text fields keep an empty string: FieldMap.keeps_empty) */

@@ -6,7 +6,8 @@ the field's handler), cached: lines of one application share a layout, so per li
 are converted. When several raw keys of one field are present the first in the dialect's order wins
 and the others are kept in ``extra``. A value of the wrong type (``"status": "abc"``) is kept in ``extra``
 and flags the document ``invalid_<field>``; absent markers (``null``, ``"-"``, and ``""`` for numbers,
-times, addresses, levels and ids) are dropped. An empty string of a text field (``url.path`` of a
+times, addresses, levels and ids) are dropped, and a ``"-"`` for a number (nginx's "no value") also
+flags the document ``missing_<field>``. An empty string of a text field (``url.path`` of a
 request nginx answered 400 before parsing its URI, an empty ``$args``) is kept as ``""``.
 """
 
@@ -27,6 +28,7 @@ from parsers.timestamps import canonical_iso, parse_time
 _INVALID = object()
 _ABSENT = (None, "", "-")
 _ABSENT_TEXT = (None, "-")  # text fields keep an empty string
+_ABSENT_NUMBER = (None, "")  # numbers: "-" is flagged missing_<field> by the handler
 MAX_KEYWORD_CHARS = 8191  # Elasticsearch refuses keyword terms over 32766 bytes (4 bytes per char)
 MAX_LONG = (1 << 63) - 1
 # pino/bunyan write numeric levels.
@@ -90,8 +92,10 @@ def to_number(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value) if value >= 0 else None
     if isinstance(value, str):
-        if "," in value:  # nginx $upstream_response_time with retries: "0.004, 0.002"
-            parts = [to_number(p.strip()) for p in value.split(",") if p.strip() not in _ABSENT]
+        if "," in value or ":" in value:
+            # nginx $upstream_response_time with retries ("0.004, 0.002") and after an internal redirect
+            # ("0.010 : 0.003"): the SUM, the time spent in upstreams; the list itself stays in the line.
+            parts = [to_number(p.strip()) for p in value.replace(":", ",").split(",") if p.strip() not in _ABSENT]
             return sum(p for p in parts if p is not None) if parts and None not in parts else None
         t = value.strip()
         if t and t.replace(".", "", 1).isdigit() and t.isascii():
@@ -250,6 +254,14 @@ class FieldMap:
                 unknown.append(key)
         return chosen, unknown
 
+    def _absent(self, idx: int) -> tuple[Any, ...]:
+        """The values of field ``idx`` that mean "no value" and are skipped before its handler."""
+        if self.keeps_empty(idx):
+            return _ABSENT_TEXT
+        if self.fields[idx].kind in ("long", "duration"):
+            return _ABSENT_NUMBER  # "-" reaches the handler: flagged missing_<field>
+        return _ABSENT
+
     def keeps_empty(self, idx: int) -> bool:
         """Whether field ``idx`` indexes an empty string as ``""`` (text fields) rather than dropping it."""
         return keeps_empty(self.dialect.fields[idx])
@@ -268,7 +280,7 @@ class FieldMap:
                 if len(handlers) >= _MAX_HANDLERS:
                     handlers.clear()
                 handle = handlers[hkey] = self._handler(idx, key, use_msg, set_query)
-            steps.append((key, handle, _ABSENT_TEXT if self.keeps_empty(idx) else _ABSENT))
+            steps.append((key, handle, self._absent(idx)))
         request = "request" in unknown and self.i_method not in chosen and self.i_path not in chosen
         return _Plan(tuple(steps), tuple(unknown), request, set_query)
 
@@ -277,6 +289,7 @@ class FieldMap:
         f = self.fields[idx]
         put_value, name = f.set, f.name
         invalid = "invalid_" + name
+        missing = "missing_" + name
         convert = self.simple[idx]
         if convert is to_keyword:
 
@@ -299,6 +312,9 @@ class FieldMap:
             def long_value(value: Any, draft: Draft) -> int:
                 if type(value) is int and 0 <= value <= top:  # a JSON integer (not a bool): as is
                     put_value(draft.doc, value)
+                    return _OK
+                if value == "-":  # nginx's "no value" for a number: flagged, nothing indexed
+                    draft.flag(missing)
                     return _OK
                 out = conv_long(value)
                 if out is _INVALID:
@@ -339,6 +355,9 @@ class FieldMap:
             per = self.ns_per[key]
 
             def duration(value: Any, draft: Draft) -> int:
+                if value == "-":
+                    draft.flag(missing)
+                    return _OK
                 num = to_number(value)
                 ns = ns_of(num, per) if num is not None else -1
                 if 0 <= ns <= MAX_LONG:

@@ -71,7 +71,8 @@ def keeps_empty(spec: FieldSpec) -> bool:
 
 
 _AUTO_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("time", "@timestamp", ("time", "@timestamp", "ts", "timestamp", "time_iso8601", "time_local"), "time"),
+    FieldSpec("time", "@timestamp", ("time", "@timestamp", "ts", "timestamp", "time_iso8601", "time_local", "msec"),
+              "time"),
     FieldSpec("method", "http.request.method", ("method", "request_method", "http_method", "verb"), "keyword"),
     FieldSpec("path", "url.path", ("path", "uri", "url", "request_uri", "request_path"), "keyword"),
     FieldSpec("query", "url.query", ("query", "query_string", "args"), "keyword"),
@@ -103,7 +104,7 @@ NGINX = Dialect(
         for f, k in zip(
             _AUTO_FIELDS,
             (
-                ("time_iso8601", "time_local", "time", "@timestamp"),
+                ("time_iso8601", "time_local", "msec", "time", "@timestamp"),
                 ("request_method", "method"),
                 ("uri", "request_uri", "path"),
                 ("args", "query_string"),

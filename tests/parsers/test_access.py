@@ -142,11 +142,42 @@ def test_wrong_types_are_kept_in_extra_and_flagged(line: bytes, flag: str, kept:
 
 def test_absent_markers_are_dropped_and_empty_text_is_kept() -> None:
     doc = parse_doc(b'{"status": 200, "rt": "-", "ua": "", "trace_id": null, "bytes": "", "ip": ""}')
-    assert "extra" not in doc and "trace" not in doc and "client" not in doc
+    assert "extra" not in doc and "trace" not in doc and "client" not in doc and "duration" not in doc["event"]
     assert field(doc, "http.response.status_code") == 200
     assert field(doc, "user_agent.original") == ""
     assert "body" not in doc["http"]["response"]
-    assert doc["logpipe"]["flags"] == ["timestamp_fallback"]
+    assert doc["logpipe"]["flags"] == ["missing_request_time", "timestamp_fallback"]  # "-" for a number
+
+
+NGINX = LineParser(FieldMappingConfig(dialect="nginx"))
+
+
+@pytest.mark.parametrize(("value", "ns"), [
+    ("0.004, 0.002", 6_000_000),  # retried upstreams: the sum
+    ("0.010 : 0.003", 13_000_000),  # an internal redirect
+    ("0.010, 0.002 : 0.003", 15_000_000),
+    ("-, 0.004", 4_000_000),  # the first upstream never answered
+])
+def test_upstream_time_lists_map_their_sum_and_keep_the_list(value: str, ns: int) -> None:
+    line = orjson.dumps({"status": "200", "upstream_response_time": value, "upstream_status": "502, 200"})
+    doc = parse_doc(line, parser=NGINX)
+    assert field(doc, "event.duration") == ns
+    assert doc["extra"] == {"upstream_status": "502, 200"}
+    assert orjson.loads(doc["message"])["upstream_response_time"] == value  # the list, as written
+
+
+def test_nginx_numbers_and_times_as_nginx_writes_them() -> None:
+    line = orjson.dumps({"msec": "1795780799.123", "status": "-", "body_bytes_sent": "0", "request_time": "0.250",
+                         "upstream_response_time": "-", "upstream_connect_time": "-"})
+    doc = parse_doc(line, parser=NGINX)
+    assert doc["@timestamp"] == "2026-11-27T11:59:59.123Z"
+    assert field(doc, "event.duration") == 250_000_000  # $request_time: seconds, ms precision
+    assert field(doc, "http.response.body.bytes") == 0
+    assert "status_code" not in doc["http"]["response"]
+    assert "missing_status" in doc["logpipe"]["flags"]
+    assert doc["extra"] == {"upstream_response_time": "-", "upstream_connect_time": "-"}
+    local = parse_doc(orjson.dumps({"time_local": "27/Nov/2026:19:06:20 +0800", "status": 200}), parser=NGINX)
+    assert local["@timestamp"] == "2026-11-27T19:06:20+08:00"
 
 
 def test_an_empty_uri_is_an_empty_path_not_null() -> None:

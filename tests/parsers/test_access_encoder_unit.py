@@ -225,7 +225,7 @@ def test_plain_line_document() -> None:
             {"custom": None, "n": 5, "t": True, "f": False, "e": "", "d": "-"},
             {"extra": {"n": "5", "t": "true", "f": "false", "e": "", "d": "-"}},
         ),
-        ({"method": None, "path": "", "bytes": "-"}, {"http.request.method": None, "url.path": ""}),
+        ({"method": None, "path": "", "bytes": None}, {"http.request.method": None, "url.path": ""}),
         ({"method": "", "bytes": ""}, {"http.request.method": "", "http.response.body.bytes": None}),
         ({"service": "pay-gw"}, {"extra.service": None}),
         ({"service": "other"}, {"extra.service": "other"}),
