@@ -466,8 +466,10 @@ code; the tables below are generated from those models and the docstrings under 
 - **Environment variables** are not expanded in the files (`${VAR}` is taken literally). These are
   read: `NODE_NAME` (the shipper's `node_name`), `LOGPIPE_KAFKA_SASL_PASSWORD` (the Kafka SASL
   password when neither `kafka.sasl_password_file` nor `kafka.sasl_password` is set; docs/SECURITY.md),
-  `LOGPIPE_SLS_ACCESS_KEY_SECRET` (the SLS sink's secret,
-  renamed with `access_key_secret_env`), `password_env` of an email channel (a variable you name);
+  `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` and `ALIBABA_CLOUD_SECURITY_TOKEN` (SLS
+  credentials when no `*_file` or inline key is set; renamed with the `*_env` keys), `password_env` of
+  an email channel (a variable you name); `LOGPIPE_ES_PASSWORD`, `LOGPIPE_ES_API_KEY` and the
+  `LOGPIPE_ES_*`/`LOGPIPE_ALERTMANAGER_*` variables of docs/SECURITY.md;
   `LOGPIPE_ES_URL` and `LOGPIPE_INDEX_PREFIX` (`logpipe search` and `logpipe trace`),
   `LOGPIPE_ALERTMANAGER_URL` (`logpipe alerts list`); `LOGPIPE_SERVICES`, `LOGPIPE_KAFKA_BOOTSTRAP`,
   `LOGPIPE_ES_URL`, `LOGPIPE_ALERTMANAGER_URL`, `LOGPIPE_CACHE_DIR`, `LOGPIPE_STATE_DIR` and

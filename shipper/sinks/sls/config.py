@@ -1,26 +1,25 @@
 """Configuration of the SLS sink (``sink: {type: sls, ...}`` in the shipper config).
 
-Credentials: ``access_key_id`` and ``access_key_secret`` may be written in the file, but the secret
-is better given in the environment variable named by ``access_key_secret_env``. With neither, the
-dev server's key (``logpipe dev`` / ``logpipe/dev/services/sls_server.py``) is used, so a local run
-needs no configuration.
+Credentials are the shared :class:`~logpipe.core.sls_credentials.SlsCredentials` keys (the SLS
+source's too): an AccessKey id and secret and an optional STS token, each from a ``*_file`` (a
+mounted Secret, re-read when it changes: a rotated STS token is used on the next request), the
+file itself or an environment variable. With none, the dev server's key (``logpipe dev`` /
+``logpipe/dev/services/sls/``) is used, so a local run needs no configuration.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from logpipe.core.config_base import StrictModel
 from logpipe.core.durations import Duration
+from logpipe.core.sls_credentials import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, SlsCredentials
 
-DEV_ACCESS_KEY_ID = "logpipe-dev"
-DEV_ACCESS_KEY_SECRET = "logpipe-dev-secret"  # the local dev server's key: not a credential
+__all__ = ["DEV_ACCESS_KEY_ID", "DEV_ACCESS_KEY_SECRET", "SlsSinkConfig"]
 
 
-class SlsSinkConfig(StrictModel):
+class SlsSinkConfig(SlsCredentials):
     """Where lines go in SLS, how they are grouped, and how many requests run at once."""
 
     type: Literal["sls"] = "sls"
@@ -36,12 +35,6 @@ class SlsSinkConfig(StrictModel):
     and cut to ``pipeline.dead_letter_max_bytes``); the reason is in their ``flags`` content."""
     topic: Literal["component", "log_type", "namespace", "none"] = "component"
     """What ``__topic__`` holds."""
-    access_key_id: str = DEV_ACCESS_KEY_ID
-    """AccessKey id."""
-    access_key_secret: SecretStr | None = None
-    """AccessKey secret; prefer ``access_key_secret_env``."""
-    access_key_secret_env: str = "LOGPIPE_SLS_ACCESS_KEY_SECRET"
-    """Environment variable holding the secret when ``access_key_secret`` is not set."""
     compression: Literal["lz4", "none"] = "lz4"
     """Body compression of PutLogs (``x-log-compresstype``)."""
     max_in_flight: int = Field(default=4, ge=1, le=64)
@@ -73,10 +66,8 @@ class SlsSinkConfig(StrictModel):
         return v
 
     def secret(self) -> str:
-        """The AccessKey secret: from the file, else the environment, else the dev server's."""
-        if self.access_key_secret is not None:
-            return self.access_key_secret.get_secret_value()
-        return os.environ.get(self.access_key_secret_env) or DEV_ACCESS_KEY_SECRET
+        """The current AccessKey secret (a file, the config, the environment, else the dev server's)."""
+        return self.values()[1].get() or DEV_ACCESS_KEY_SECRET
 
     def logstore_for(self, log_type: str, namespace: str) -> str:
         return self.logstore.format(log_type=log_type, namespace=namespace)

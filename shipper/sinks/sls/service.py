@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aliyun.log import LogClient, LogException, LogItem, PutLogsRequest
+from aliyun.log.credentials import CredentialsProvider
+
+from logpipe.core.sls_credentials import FileCredentialsProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +100,12 @@ class SlsService:
     """A synchronous SLS client for one worker thread at a time (one per in-flight request)."""
 
     def __init__(
-        self, endpoint: str, access_key_id: str, access_key_secret: str, *, compression: str, timeout: float
+        self, endpoint: str, credentials: FileCredentialsProvider, *, compression: str, timeout: float
     ) -> None:
-        self._client = _OneAttemptClient(endpoint, access_key_id, access_key_secret, source="logpipe")
+        # The SDK's public credentials_provider hook: it asks for the credentials before signing each
+        # request, so a rotated AccessKey or STS token file is used without a restart.
+        provider = cast(CredentialsProvider, credentials)
+        self._client = _OneAttemptClient(endpoint, credentials_provider=provider, source="logpipe")
         self._client.timeout = cast(int, timeout)  # typed int by the SDK's stub; requests takes a float
         self._compress = compression != "none"
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 
 from logpipe.core.delivery import BatchStatus
 from logpipe.core.envelope import LineRecord, SourceMeta
+from logpipe.core.sls_credentials import credentials_provider
 from shipper.sinks.sls.config import SlsSinkConfig
 from shipper.sinks.sls.service import LogEntry, LogGroupRequest, SlsRequestError, SlsService
 
@@ -99,8 +100,7 @@ def _entry(r: LineRecord) -> LogEntry:
 def _default_service(cfg: SlsSinkConfig) -> SlsService:
     return SlsService(
         cfg.endpoint,
-        cfg.access_key_id,
-        cfg.secret(),
+        credentials_provider(cfg),  # asked before each request: rotated files are used at once
         compression=cfg.compression,
         timeout=cfg.request_timeout,
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import ipaddress
 import itertools
 import json
@@ -80,7 +81,11 @@ def _decompress(body: bytes, kind: str, raw_size: int) -> bytes:
 
 
 class SlsServer:
-    """An in-memory SLS on 127.0.0.1; ``keys`` maps AccessKey ids to secrets."""
+    """An in-memory SLS on 127.0.0.1; ``keys`` maps AccessKey ids to secrets.
+
+    ``tokens`` maps AccessKey ids that are temporary (STS) credentials to the security token they
+    must send (``x-acs-security-token``, covered by the signature); change an entry to rotate it.
+    """
 
     def __init__(
         self,
@@ -91,8 +96,10 @@ class SlsServer:
         auto_create: bool = True,
         shard_count: int = 1,
         clock: Callable[[], float] = time.time,
+        tokens: Mapping[str, str] | None = None,
     ) -> None:
         self.keys = dict(keys or DEV_KEYS)
+        self.tokens = dict(tokens or {})
         self.host = host
         self.port = port
         self.store = Store(auto_create=auto_create, shard_count=shard_count)
@@ -207,6 +214,11 @@ class SlsServer:
         error = verify(request.method, request.path, dict(request.query), headers, self.keys)
         if error is not None:
             raise SlsError(error.status, error.code, error.message)
+        key_id = headers.get("authorization", "")[4:].partition(":")[0]
+        want = self.tokens.get(key_id)
+        if want is not None and not hmac.compare_digest(headers.get("x-acs-security-token", ""), want):
+            # The service's answer to a stale STS token (the token itself is never echoed).
+            raise SlsError(401, "SecurityTokenExpired", "the security token is expired or invalid")
         host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get("host", "").startswith("[") else ""
         project = host.split(".", 1)[0] if "." in host and not _is_ip(host) else ""
         if not project:

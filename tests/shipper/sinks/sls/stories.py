@@ -34,11 +34,11 @@ def lines(m: SourceMeta, count: int, start_offset: int = 0, text: str = "line") 
     return out
 
 
-def sdk_client(endpoint: str, key_id: str, secret: str) -> LogClient:
+def sdk_client(endpoint: str, key_id: str, secret: str, token: str | None = None) -> LogClient:
     """The SDK's own client, for reading back. The SDK cannot address an ``ip:port`` endpoint
     (``Util.is_row_ip`` refuses the port and it would resolve ``<project>.127.0.0.1``): one attribute
     tells it to put the project in the Host header only, as it does for a bare IP."""
-    client = LogClient(endpoint, key_id, secret)
+    client = LogClient(endpoint, key_id, secret, securityToken=token)
     client._isRowIp = True  # type: ignore[attr-defined]
     return client
 

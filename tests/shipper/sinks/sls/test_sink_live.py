@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +151,31 @@ async def test_many_batches_in_flight(sls: SlsServer) -> None:
     assert sorted((log["__tag__:file_id"], log["offset"]) for log in got) == sorted(
         (r.meta.file_id, str(r.offset).encode()) for b in batches for r in b
     )
+
+
+async def test_a_rotated_sts_token_file_is_used_without_a_restart(tmp_path: Path) -> None:
+    server = SlsServer({KEY_ID: SECRET}, tokens={KEY_ID: "sts-token-1"})
+    await server.start()
+    secret_file, token_file = tmp_path / "secret", tmp_path / "token"
+    secret_file.write_text(SECRET + "\n")
+    token_file.write_text("sts-token-1\n")
+    cfg = config(server, access_key_secret=None, access_key_secret_file=str(secret_file),
+                 security_token_file=str(token_file))
+    sink = SlsSink(cfg)
+    try:
+        await sink.start()
+        cart = meta("cart-1")
+        assert await sink.send(lines(cart, 2)) is BatchStatus.DELIVERED
+        server.tokens[KEY_ID] = "sts-token-2"  # STS issued a new token; the old one is refused
+        assert await sink.send(lines(cart, 2, start_offset=100)) is not BatchStatus.DELIVERED
+        # The Secret volume is updated (a symlink swap = a new file): the next request uses it.
+        new = tmp_path / "token.new"
+        new.write_text("sts-token-2\n")
+        os.replace(new, token_file)
+        assert await sink.send(lines(cart, 2, start_offset=200)) is BatchStatus.DELIVERED
+        got = await asyncio.to_thread(pull_all, sdk_client(server.endpoint, KEY_ID, SECRET, "sts-token-2"),
+                                      "shop-prod", "logpipe-access")
+    finally:
+        await sink.close()
+        await server.stop()
+    assert len(got) == 4  # the batch sent with the stale token was refused, not stored
