@@ -39,6 +39,8 @@ class Role:
     present: tuple[str, ...]
     absent: tuple[str, ...]
     others: tuple[str, ...] = ()  # ...except those under these (another extra's)
+    # `logpipe ARGS...` that must exit 0, run in the repository; {access_log} is a small access log
+    runs: tuple[tuple[str, ...], ...] = ()
 
 
 ROLES = {
@@ -69,6 +71,11 @@ ROLES = {
         ("query", "search", "trace", "config"),
         ("duckdb", "elasticsearch"),
         ("aiokafka", "watchdog", "aliyun", "parsers._access_encoder"),
+        runs=(
+            ("config", "check", "examples/shipper.yaml"),
+            ("config", "check", "examples/consumer.yaml"),
+            ("query", "{access_log}", "--by", "status", "--format", "json"),
+        ),
     ),
 }
 
@@ -165,4 +172,15 @@ def test_each_role_installs_alone_and_runs(name: str, wheels: tuple[Path, Path, 
     _check(probe, f"the {name} install's imports")
     for verb in role.verbs:
         _check(_run([str(venv / "bin" / "logpipe"), verb, "--help"], cwd=tmp_path), f"logpipe {verb} --help")
+    access_log = tmp_path / "access.log"
+    access_log.write_text("".join(
+        f'{{"time":"2026-11-27T10:00:0{i}Z","status":{200 + 300 * (i % 2)},"path":"/api/pay","request_time":0.01}}\n'
+        for i in range(5)
+    ))
+    for args in role.runs:
+        cmd = [str(venv / "bin" / "logpipe"), *(a.format(access_log=access_log) for a in args)]
+        proc = _run(cmd, cwd=ROOT)
+        _check(proc, " ".join(cmd))
+        if args[0] == "query":  # DuckDB answered, with the right counts
+            assert sorted(proc.stdout.split()) == ['{"status":200,"count":3}', '{"status":500,"count":2}'], proc.stdout
     print(f"\n{name}: installed size {_site_size(venv) / 2**20:.0f} MiB (site-packages, .pyc excluded)")
