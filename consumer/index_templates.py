@@ -17,6 +17,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from consumer.config import IndexConfig
+from consumer.jaeger_templates import install_jaeger_templates, remove_jaeger_templates
 from consumer.telemetry import TemplatesInstalled
 
 KEYWORD = {"type": "keyword", "ignore_above": 1024}
@@ -151,7 +152,8 @@ async def install_ilm_policy(es: AsyncElasticsearch, cfg: IndexConfig) -> str:
 
 
 async def install_templates(es: AsyncElasticsearch, cfg: IndexConfig) -> bool:
-    """Put the component and index templates for ``cfg.prefix`` (idempotent); True if ILM manages retention."""
+    """Put the component and index templates for ``cfg.prefix``, and Jaeger's
+    (``consumer/jaeger_templates.py``), idempotently; True if ILM manages retention."""
     ilm = await ilm_available(es)
     policy = await install_ilm_policy(es, cfg) if ilm else None
     s_name, m_name, t_name = template_names(cfg.prefix)
@@ -164,12 +166,14 @@ async def install_templates(es: AsyncElasticsearch, cfg: IndexConfig) -> bool:
         priority=cfg.template_priority,
         meta={"managed_by": "logpipe consume", "description": "daily log indices <prefix>-<type>-YYYY.MM.DD"},
     )
-    TemplatesInstalled(prefix=cfg.prefix, names=(s_name, m_name, t_name), ilm=ilm).emit()
+    jaeger = await install_jaeger_templates(es, cfg, policy, mappings()["properties"])
+    TemplatesInstalled(prefix=cfg.prefix, names=(s_name, m_name, t_name, *jaeger), ilm=ilm).emit()
     return ilm
 
 
 async def remove_templates(es: AsyncElasticsearch, prefix: str) -> None:
     """Delete the templates of ``prefix`` (tests and teardown); missing ones are fine."""
+    await remove_jaeger_templates(es, prefix)
     s_name, m_name, t_name = template_names(prefix)
     for call, name in (
         (es.indices.delete_index_template, t_name),

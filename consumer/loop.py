@@ -64,9 +64,11 @@ class ConsumeLoop:
         )
         self.indexer: Indexer = self.dispatch.indexer
         mapping, monotonic = cfg.fields, self.clock.monotonic  # the CRI timeout runs on the loop's clock too
+        prefix = cfg.index.prefix  # names the span indices (<prefix>-jaeger-span-YYYY-MM-DD)
         self.ingest = Ingest(
             self.offsets, self.dispatch, cfg.index.prefix, self.clock,
-            new_parser or (lambda: LineParser(mapping, clock=monotonic)), self.dispatch.batcher.stamp, encode,
+            new_parser or (lambda: LineParser(mapping, clock=monotonic, index_prefix=prefix)),
+            self.dispatch.batcher.stamp, encode,
         )
         self.ownership = ComponentOwnership(cfg.kafka.topics, source.partitions_for)
         self.stopping = asyncio.Event()

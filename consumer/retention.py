@@ -1,4 +1,5 @@
-"""Retention without ILM: delete daily indices ``<prefix>-<type>-YYYY.MM.DD`` older than N days.
+"""Retention without ILM: delete daily indices ``<prefix>-<type>-YYYY.MM.DD`` older than N days,
+and Jaeger's ``<prefix>-jaeger-{span,service,dependencies}-YYYY-MM-DD`` (Jaeger's day layout).
 
 Used only when the cluster has no index lifecycle management (see ``index_templates.ilm_available``).
 The day is read from the index *name*, so an index is deleted once its whole day is older than the
@@ -16,19 +17,31 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 from consumer.telemetry import IndexDeleted, log
 
 _DAY = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})$")
+_JAEGER_DAY = re.compile(r"^jaeger-(?:span|service|dependencies)-(\d{4})-(\d{2})-(\d{2})$")
+
+
+def _day(rest: str) -> re.Match[str] | None:
+    """The date groups of ``<type>-YYYY.MM.DD`` or ``jaeger-<kind>-YYYY-MM-DD`` (after the prefix)."""
+    m = _JAEGER_DAY.match(rest)
+    if m:
+        return m
+    m = _DAY.search(rest)
+    if not m or m.start() == 0 or "-" in rest[: m.start()]:
+        return None  # not <type>-<day>: another prefix's index (e.g. prefix-foo-<type>-<day>)
+    return m
 
 
 def expired_indices(names: list[str], prefix: str, retention_days: int, today: date) -> list[str]:
-    """The names among ``names`` that are ``<prefix>-<type>-<day>`` with ``day < today - retention_days``."""
+    """The names among ``names`` that are ``<prefix>-<type>-<day>`` (or Jaeger's
+    ``<prefix>-jaeger-<kind>-<day>``) with ``day < today - retention_days``."""
     cutoff = today - timedelta(days=retention_days)
     out: list[str] = []
     for name in names:
         if not name.startswith(prefix + "-"):
             continue
-        rest = name[len(prefix) + 1 :]
-        m = _DAY.search(rest)
-        if not m or m.start() == 0 or "-" in rest[: m.start()]:
-            continue  # not <type>-<day>: another prefix's index (e.g. prefix-foo-<type>-<day>)
+        m = _day(name[len(prefix) + 1 :])
+        if m is None:
+            continue
         try:
             day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:

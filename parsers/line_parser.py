@@ -14,7 +14,7 @@ from parsers.document import DEFAULT_WINDOW, Draft, TimeWindow
 from parsers.extra import ExtraLimits
 from parsers.fieldmap import FieldMap
 from parsers.result import Parsed, ParseResult, Unparseable
-from parsers.span import parse_span
+from parsers.span import SpanParser
 
 
 class LineParser:
@@ -22,7 +22,8 @@ class LineParser:
 
     ``max_partial_bytes`` bounds one reassembled CRI line, ``max_buffered_bytes`` all fragments held
     (over every file); ``extra_limits`` bounds ``extra``/``labels``; ``span_duration_unit`` is the
-    unit of a span's bare ``duration`` key (Zipkin and Jaeger write microseconds); ``time_window``
+    unit of a span's bare ``duration`` key (Zipkin and Jaeger write microseconds); ``index_prefix``
+    names the span and service indices (``<prefix>-jaeger-span-YYYY-MM-DD``); ``time_window``
     says how far from the read time an event's own time is trusted (see :class:`TimeWindow`).
 
     Not thread-safe: one instance per consumer task. ``parse`` never raises, whatever the bytes and
@@ -37,6 +38,7 @@ class LineParser:
         max_buffered_bytes: int = 64 << 20,
         extra_limits: ExtraLimits | None = None,
         span_duration_unit: Unit = "us",
+        index_prefix: str = "logpipe",
         time_window: TimeWindow = DEFAULT_WINDOW,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -44,12 +46,15 @@ class LineParser:
         self.fieldmap = FieldMap(mapping, self.limits)
         self.span_duration_unit: Unit = span_duration_unit
         self.window = time_window
+        self.spans = SpanParser(index_prefix, span_duration_unit, time_window)
         self.cri = Reassembler(self.fieldmap, max_partial_bytes, clock, max_buffered_bytes, time_window)
 
     def parse(self, value: bytes, headers: Mapping[str, str]) -> ParseResult:
         """One record; dispatches on ``headers["lp.type"]`` (access | app | stdout | trace)."""
         try:
             log_type = headers.get(H_TYPE)
+            if log_type == "trace":  # one line may hold many spans: a draft per span
+                return self.spans.parse(value, headers)
             draft = Draft(headers, log_type or "", self.window)
             if log_type == "access":
                 return parse_access(value, draft, self.fieldmap)
@@ -57,8 +62,6 @@ class LineParser:
                 return self.cri.parse(value, headers, draft)
             if log_type == "app":
                 return parse_app(value, draft, self.fieldmap)
-            if log_type == "trace":
-                return parse_span(value, draft, self.limits, self.span_duration_unit)
             if log_type is None:
                 return Unparseable(f"no {H_TYPE} header: the record was not written by the shipper")
             return Unparseable(f"unknown log type {log_type[:32]!r} in header {H_TYPE}")

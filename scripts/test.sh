@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-SERVICES=(kafka elasticsearch alertmanager)
+SERVICES=(kafka elasticsearch alertmanager jaeger)
 declare -a SUMMARY=()
 FAILED=0
 STARTED_HERE=()
@@ -95,7 +95,7 @@ step "pip install -e '.[dev]'" install_python_package
 step "kustomize (renders deploy/k8s in tests)" bash scripts/install-kustomize.sh
 step "ruff check ." "$PYTHON" -m ruff check .
 step "mypy" "$PYTHON" -m mypy
-step "logpipe dev up (Kafka, Elasticsearch, Alertmanager)" start_services
+step "logpipe dev up (Kafka, Elasticsearch, Alertmanager, Jaeger; the first run builds Jaeger, ~7 min)" start_services
 step "pytest (unit + integration)" run_pytest "$@"
 
 printf '\n==> summary (%ss in all)\n' "$(( $(date +%s) - began_all ))"

@@ -1,9 +1,10 @@
-"""Session fixtures for the real services (Kafka 4 KRaft, Elasticsearch 9, Alertmanager) on 127.0.0.1.
+"""Session fixtures for the real services (Kafka 4 KRaft, Elasticsearch 9, Alertmanager, Jaeger v2) on 127.0.0.1.
 
 The contract other tests rely on:
 
 - ``kafka_bootstrap`` (``"127.0.0.1:9092"``), ``es_url`` (``"http://127.0.0.1:9200"``) and
-  ``alertmanager_url`` (``"http://127.0.0.1:9093"``): session-scoped; each starts only its own service,
+  ``alertmanager_url`` (``"http://127.0.0.1:9093"``) and ``jaeger_url`` (``"http://127.0.0.1:16686"``,
+  reading the ``logpipe`` prefix): session-scoped; each starts only its own service,
   or reuses one that is already running (started by ``logpipe dev up``, another pytest run, or named
   by ``LOGPIPE_KAFKA_BOOTSTRAP`` / ``LOGPIPE_ES_URL`` / ``LOGPIPE_ALERTMANAGER_URL``). Services started
   here keep running after the session so the next run starts in no time; ``logpipe dev down`` stops them.
@@ -113,10 +114,18 @@ def secure_alertmanager(
         am.stop()
 
 
+@pytest.fixture(scope="session")
+def jaeger_url(dev_services: ServiceBackend) -> str:
+    """Base URL of a running Jaeger v2 query service reading the ``logpipe`` index prefix of
+    ``es_url``'s Elasticsearch, e.g. ``"http://127.0.0.1:16686"`` (its HTTP API: ``/api/...``)."""
+    return dev_services.ensure("jaeger")
+
+
 _ENDPOINT_FIXTURES: dict[str, ServiceName] = {
     "kafka_bootstrap": "kafka",
     "es_url": "elasticsearch",
     "alertmanager_url": "alertmanager",
+    "jaeger_url": "jaeger",
 }
 _SERVICE_FIXTURES = {*_ENDPOINT_FIXTURES, "service_manager", "dev_services"}
 

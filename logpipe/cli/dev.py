@@ -1,4 +1,4 @@
-"""`logpipe dev up|down|status`: the local Kafka, Elasticsearch and Alertmanager on 127.0.0.1."""
+"""`logpipe dev up|down|status`: the local Kafka, Elasticsearch, Alertmanager and Jaeger on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True)
 PurgeOpt = Annotated[bool, typer.Option("--purge", help="Also delete the state folder (data, logs).")]
 NamesArg = Annotated[
     list[str] | None,
-    typer.Argument(help="Services to act on: kafka, elasticsearch, alertmanager (default: all)."),
+    typer.Argument(help="Services to act on: kafka, elasticsearch, alertmanager, jaeger (default: all)."),
 ]
 
 

@@ -22,3 +22,20 @@ def test_only_days_before_the_cutoff_of_this_prefix_are_expired() -> None:
     expired = expired_indices(names, "logpipe", retention_days=7, today=date(2026, 11, 27))
 
     assert expired == ["logpipe-access-2026.11.19", "logpipe-stdout-2026.11.01"]
+
+
+def test_jaegers_indices_with_their_own_day_layout_are_expired_too() -> None:
+    names = [
+        "logpipe-jaeger-span-2026-11-19",
+        "logpipe-jaeger-service-2026-11-01",
+        "logpipe-jaeger-dependencies-2026-11-19",
+        "logpipe-jaeger-span-2026-11-20",
+        "logpipe-staging-jaeger-span-2026-01-01",  # another environment's prefix
+        "logpipe-jaeger-sampling-2026-01-01",  # not ours to manage
+        "logpipe-jaeger-span-2026.11.01",
+    ]
+
+    expired = expired_indices(names, "logpipe", retention_days=7, today=date(2026, 11, 27))
+
+    assert expired == [
+        "logpipe-jaeger-dependencies-2026-11-19", "logpipe-jaeger-service-2026-11-01", "logpipe-jaeger-span-2026-11-19"]

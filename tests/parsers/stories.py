@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parsers import LineParser, Parsed, Partial, Unparseable
+from parsers import LineParser, Many, Parsed, ParseResult
 from parsers.document import get
 
 
@@ -32,8 +32,11 @@ def field(doc: dict[str, Any], dotted: str) -> Any:
     return get(doc, tuple(dotted.split(".")))
 
 
-def parsed(result: Parsed | Unparseable | Partial) -> dict[str, Any]:
-    """The document of a result that must be :class:`Parsed`."""
+def parsed(result: ParseResult) -> dict[str, Any]:
+    """The document of a result that must be :class:`Parsed` (or the first part of a :class:`Many`:
+    a span line's span, before its service document)."""
+    if isinstance(result, Many):
+        result = result.parts[0]
     assert isinstance(result, Parsed), result
     return result.doc
 

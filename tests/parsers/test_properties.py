@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from logpipe.core.fields import FieldMappingConfig
-from parsers import ExtraLimits, LineParser, Parsed, Partial, Unparseable
+from parsers import ExtraLimits, LineParser, Many, Parsed, Partial, Unparseable
 from tests.parsers.stories import field, headers
 
 LOG_TYPES = st.sampled_from(["access", "app", "stdout", "trace", "other"])
@@ -217,7 +217,7 @@ def test_cri_reassembly_of_random_splits_equals_the_whole_line(content: str, cut
 @settings(max_examples=200, deadline=None)
 @given(
     trace_id=hex_ids,
-    span_id=st.binary(min_size=8, max_size=8).map(bytes.hex),
+    span_id=st.binary(min_size=8, max_size=8).filter(any).map(bytes.hex),
     start=st.integers(946684800 * 10**9, 4102444800 * 10**9),
     duration=st.integers(0, 10**12),
     shape=st.sampled_from(["otel", "zipkin", "generic"]),
@@ -226,6 +226,7 @@ def test_cri_reassembly_of_random_splits_equals_the_whole_line(content: str, cut
 def test_valid_spans_round_trip(
     trace_id: str, span_id: str, start: int, duration: int, shape: str, failed: bool
 ) -> None:
+    assume(trace_id.strip("0"))  # an all-zero id is invalid
     if shape == "otel":
         span: dict[str, Any] = {
             "traceId": trace_id,
@@ -251,9 +252,16 @@ def test_valid_spans_round_trip(
         expected_duration = duration
     hdrs = headers("trace", lp_read_ts=str((start + expected_duration) // 1_000_000 + 800))
     result = LineParser().parse(orjson.dumps(span), hdrs)
-    assert isinstance(result, Parsed)
-    doc = result.doc
-    assert (field(doc, "trace.id"), field(doc, "span.id"), field(doc, "span.name")) == (trace_id, span_id, "op")
+    assert isinstance(result, Many)  # the span, and its service's first service/operation document
+    span_part, service_part = result.parts
+    assert isinstance(span_part, Parsed) and isinstance(service_part, Parsed)
+    assert service_part.doc == {"serviceName": "cart", "operationName": "op"}
+    doc = span_part.doc
+    assert span_part.doc_id == f"{trace_id.removeprefix('0' * 16)}-{span_id}"
+    assert span_part.index == f"logpipe-jaeger-span-{doc['@timestamp'][:10]}"
+    jaeger_trace_id = trace_id.removeprefix("0" * 16)  # as Jaeger prints a 64-bit id
+    assert (field(doc, "trace.id"), field(doc, "span.id"), field(doc, "span.name")) == (jaeger_trace_id, span_id, "op")
+    assert (doc["traceID"], doc["spanID"], doc["operationName"]) == (jaeger_trace_id, span_id, "op")
     assert field(doc, "event.duration") == expected_duration
     assert field(doc, "event.outcome") == ("failure" if failed else "success")
     stamp = datetime.fromisoformat(doc["@timestamp"])

@@ -3,8 +3,16 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from parsers import LineParser, Unparseable
-from tests.parsers.stories import field, headers, parse_doc
+from parsers import LineParser, Many, Parsed, Unparseable
+from tests.parsers.stories import field, headers
+
+
+def parse_doc(line: bytes, log_type: str) -> dict:  # type: ignore[type-arg]
+    """The span document of a one-span line (the line may also carry its service document)."""
+    result = LineParser().parse(line, headers(log_type))
+    part = result.parts[0] if isinstance(result, Many) else result
+    assert isinstance(part, Parsed), result
+    return part.doc
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
@@ -43,10 +51,19 @@ def test_opentelemetry_json_span() -> None:
         "service.name": "cart-api",
         "http.request.method": "GET",
         "http.response.status_code": 503,
-        "labels": {"http_method": "GET", "http_status_code": "503", "retry": "true"},
         "logpipe.type": "trace",
+        "traceID": TRACE,
+        "operationName": "GET /cart",
+        "duration": 250_000,
+        "startTime": START_NS // 1000,
+        "startTimeMillis": START_NS // 1_000_000,
+        "process.serviceName": "cart-api",
     }
     assert {k: field(doc, k) for k in expected} == expected
+    assert doc["references"] == [{"refType": "CHILD_OF", "traceID": TRACE, "spanID": PARENT}]
+    assert {"key": "http.status_code", "type": "int64", "value": 503} in doc["tags"]
+    assert {"key": "retry", "type": "bool", "value": True} in doc["tags"]
+    assert {"key": "error", "type": "bool", "value": True} in doc["tags"]
 
 
 def test_zipkin_span() -> None:

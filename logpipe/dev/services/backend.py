@@ -3,8 +3,8 @@
 ``LOGPIPE_SERVICES`` forces the mode: ``local`` (processes started by :class:`ServiceManager`),
 ``testcontainers`` (needs a Docker engine that answers), ``external`` (every service named by its
 variable below) or ``auto`` (the default: containers where a Docker engine answers, else local).
-``LOGPIPE_KAFKA_BOOTSTRAP``, ``LOGPIPE_ES_URL`` and ``LOGPIPE_ALERTMANAGER_URL`` point single services
-at instances that are already running, in any mode; those are used as they are and never stopped.
+``LOGPIPE_KAFKA_BOOTSTRAP``, ``LOGPIPE_ES_URL``, ``LOGPIPE_ALERTMANAGER_URL`` and ``LOGPIPE_JAEGER_URL``
+point single services at instances that are already running, in any mode; those are used as they are and never stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Literal, Protocol, get_args
 
 from logpipe.dev.services.errors import DevServiceError, UnknownServiceError
 
-ServiceName = Literal["kafka", "elasticsearch", "alertmanager"]
+ServiceName = Literal["kafka", "elasticsearch", "alertmanager", "jaeger"]
 SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
 
 MODE_VAR = "LOGPIPE_SERVICES"
@@ -23,6 +23,7 @@ ENDPOINT_VARS: dict[ServiceName, str] = {
     "kafka": "LOGPIPE_KAFKA_BOOTSTRAP",
     "elasticsearch": "LOGPIPE_ES_URL",
     "alertmanager": "LOGPIPE_ALERTMANAGER_URL",
+    "jaeger": "LOGPIPE_JAEGER_URL",
 }
 MODES = ("auto", "local", "testcontainers", "external")
 

@@ -57,6 +57,11 @@ def _container(name: ServiceName, host_port: int) -> tuple[Any, str]:
             "ES_JAVA_OPTS": "-Xms1g -Xmx1g",
         }
         return c.with_envs(**env), f"http://127.0.0.1:{host_port}"
+    if name == "jaeger":  # it must reach Elasticsearch by a host name the container resolves: not wired
+        raise DevServiceError(
+            "no Jaeger container in the testcontainers backend — use LOGPIPE_SERVICES=local, or point "
+            "LOGPIPE_JAEGER_URL at a Jaeger that reads this Elasticsearch (docs/TRACES.md)"
+        )
     c = DockerContainer(ALERTMANAGER_IMAGE).with_bind_ports(9093, host_port)
     return c, f"http://127.0.0.1:{host_port}"
 

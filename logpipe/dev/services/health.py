@@ -1,4 +1,5 @@
-"""Health probes: Kafka answers metadata, Elasticsearch is green or yellow, Alertmanager is ready."""
+"""Health probes: Kafka answers metadata, Elasticsearch is green or yellow, Alertmanager is ready,
+Jaeger's query API answers."""
 
 from __future__ import annotations
 
@@ -94,10 +95,20 @@ def alertmanager_ready(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def jaeger_ready(url: str, timeout: float = 3.0) -> bool:
+    """True when Jaeger's query API answers ``/api/services`` (so its storage answers too)."""
+    try:
+        status, body = _get(url.rstrip("/") + "/api/services", timeout)
+        return status == 200 and isinstance(json.loads(body).get("data", []), list | None)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 PROBES: dict[str, Callable[[str], bool]] = {
     "kafka": kafka_ready,
     "elasticsearch": elasticsearch_ready,
     "alertmanager": alertmanager_ready,
+    "jaeger": jaeger_ready,
 }
 
 

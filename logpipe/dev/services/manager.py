@@ -23,6 +23,7 @@ from logpipe.dev.services.backend import ServiceName, service_name
 from logpipe.dev.services.elasticsearch import ElasticsearchService
 from logpipe.dev.services.errors import DevServiceError, PortTakenError
 from logpipe.dev.services.health import probe, wait_healthy
+from logpipe.dev.services.jaeger import JaegerService
 from logpipe.dev.services.kafka import KafkaService
 from logpipe.dev.services.paths import DevPaths
 from logpipe.dev.services.ports import port_open, port_owner
@@ -50,7 +51,7 @@ def _log_report(message: str) -> None:
 
 
 class ServiceManager:
-    """Starts, stops and reports the local services (Kafka, Elasticsearch, Alertmanager)."""
+    """Starts, stops and reports the local services (Kafka, Elasticsearch, Alertmanager, Jaeger)."""
 
     kind = "local"
 
@@ -99,31 +100,57 @@ class ServiceManager:
         return svc
 
     def up(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
-        """Start the named services (default: all) unless running, and wait until all are healthy."""
-        wanted = [self.service(n) for n in (names or self.services)]
+        """Start the named services (default: all) and those they require unless running, and
+        wait until all are healthy; a service starts only once what it requires is healthy."""
+        wanted = self._with_requirements([self.service(n) for n in (names or self.services)])
         with self._locked():
             pending = [s for s in wanted if self._needs_start(s)]
             if pending:
                 with ThreadPoolExecutor(max_workers=len(pending)) as pool:
                     list(pool.map(lambda s: s.provision(), pending))  # downloads run side by side
-            started: list[tuple[LocalService, PidRecord]] = []
-            try:
-                for svc in pending:
-                    started.append((svc, self._spawn(svc)))
-                for svc, record in started:
-                    wait_healthy(
-                        svc.name,
-                        svc.endpoint,
-                        timeout=svc.start_timeout,
-                        still_running=record.alive,
-                        log_tail=svc.log_tail,
-                    )
-            except BaseException:
-                for svc, record in started:  # leave nothing half-started behind
-                    if not probe(svc.name, svc.endpoint):
-                        self._terminate(svc, record)
-                raise
+            # Running already, or not run by this manager (then it is the caller's to provide).
+            ready = {s.name for s in wanted if s not in pending} | {
+                r for s in pending for r in s.requires if r not in self.services
+            }
+            while pending:
+                wave = [s for s in pending if set(s.requires) <= ready]
+                if not wave:
+                    raise DevServiceError(f"cannot order the start of {', '.join(s.name for s in pending)}")
+                self._start_wave(wave)
+                ready |= {s.name for s in wave}
+                pending = [s for s in pending if s not in wave]
             return [self._status(s) for s in wanted]
+
+    def _with_requirements(self, wanted: list[LocalService]) -> list[LocalService]:
+        out: list[LocalService] = []
+        todo = list(wanted)
+        while todo:
+            svc = todo.pop(0)
+            if svc in out:
+                continue
+            out.append(svc)
+            todo.extend(self.service(r) for r in svc.requires if r in self.services)
+        return out
+
+    def _start_wave(self, wave: list[LocalService]) -> None:
+        """Spawn ``wave`` side by side and wait until each is healthy; on failure stop what it started."""
+        started: list[tuple[LocalService, PidRecord]] = []
+        try:
+            for svc in wave:
+                started.append((svc, self._spawn(svc)))
+            for svc, record in started:
+                wait_healthy(
+                    svc.name,
+                    svc.endpoint,
+                    timeout=svc.start_timeout,
+                    still_running=record.alive,
+                    log_tail=svc.log_tail,
+                )
+        except BaseException:
+            for svc, record in started:  # leave nothing half-started behind
+                if not probe(svc.name, svc.endpoint):
+                    self._terminate(svc, record)
+            raise
 
     def stop(self, name: str) -> None:
         """Stop one service we started; returns when its ports are closed."""
@@ -232,9 +259,13 @@ def port_offset() -> int:
 
 
 def default_services(paths: DevPaths, report: Report, offset: int = 0) -> list[LocalService]:
-    """Kafka, Elasticsearch and Alertmanager on their usual ports plus ``offset``."""
+    """Kafka, Elasticsearch, Alertmanager and Jaeger (over that Elasticsearch) on their usual ports
+    plus ``offset``."""
     return [
         KafkaService(paths, report, port=9092 + offset, controller_port=19093 + offset),
         ElasticsearchService(paths, report, port=9200 + offset, transport_port=9300 + offset),
         AlertmanagerService(paths, report, port=9093 + offset),
+        JaegerService(
+            paths, report, port=16686 + offset, grpc_port=16685 + offset, es_url=f"http://127.0.0.1:{9200 + offset}"
+        ),
     ]

@@ -23,6 +23,8 @@ class LocalService(ABC):
     name: ServiceName
     #: How long a start may take before it counts as failed (a busy 2-core machine is slow).
     start_timeout: float = 120.0
+    #: Services that must be healthy before this one starts (``up`` starts them first).
+    requires: tuple[ServiceName, ...] = ()
 
     def __init__(self, paths: DevPaths, report: Report = _silent) -> None:
         self.paths = paths

@@ -43,7 +43,8 @@ def index_pattern(prefix: str, types: Sequence[str] = ()) -> str:
         raise BadArgument(f"unknown --type {unknown[0]!r}: use one of {', '.join(F.LOG_TYPES)}")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", prefix):
         raise BadArgument(f"invalid --index-prefix {prefix!r}: use lowercase letters, digits, '-', '_' or '.'")
-    return ",".join(f"{prefix}-{t}-*" for t in chosen)
+    # Spans live in Jaeger's indices (docs/TRACES.md); older ones in <prefix>-trace-*.
+    return ",".join(f"{prefix}-{t}-*" + (f",{prefix}-jaeger-span-*" if t == "trace" else "") for t in chosen)
 
 
 def _any_of(clauses: list[Query]) -> Query:
@@ -174,9 +175,22 @@ def context_queries(file_id: str, offset: int, lines: int) -> tuple[Query, Query
     return before, after
 
 
+def trace_id_forms(trace_id: str) -> list[str]:
+    """The spellings one trace id is stored under: as given (lower case), and as Jaeger prints it
+    (a 32-digit id whose high half is zero as its 16-digit low half) or padded back to 32 digits."""
+    given = trace_id.strip()
+    tid = given.lower()
+    forms = [given, tid]
+    if len(tid) == 32 and tid.startswith("0" * 16):
+        forms.append(tid[16:])
+    elif len(tid) == 16:
+        forms.append("0" * 16 + tid)
+    return list(dict.fromkeys(forms))
+
+
 def trace_query(trace_id: str) -> Query:
     """Every document of one trace."""
-    return {"bool": {"filter": [{"term": {F.TRACE_ID: trace_id}}]}}
+    return {"bool": {"filter": [{"terms": {F.TRACE_ID: trace_id_forms(trace_id)}}]}}
 
 
 def referenced_fields(query: Mapping[str, Any] | Sequence[Any]) -> set[str]:

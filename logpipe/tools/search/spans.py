@@ -1,7 +1,7 @@
 """A trace's spans as a tree by ``parent.id`` and its terminal waterfall (a mini Jaeger). Pure.
 
-Each row: service, the span name indented under its parent, its duration, and a bar placed on the
-trace's time axis (from the earliest start to the latest end). Spans whose parent is not in the
+Each row: service, the span name indented under its parent (``✗`` when it failed), its duration,
+and a bar placed on the trace's time axis (from the earliest start to the latest end). Spans whose parent is not in the
 trace become roots (marked ``↑?``), so a partly indexed trace still shows everything it has.
 """
 
@@ -29,6 +29,8 @@ class Span:
     start: datetime | None
     duration_ns: int
     doc: LogDoc
+    error: bool = False
+    """The span failed (``event.outcome: failure``): marked ``✗`` in the waterfall."""
 
     @classmethod
     def from_doc(cls, doc: LogDoc) -> Span:
@@ -44,6 +46,7 @@ class Span:
             start=doc.timestamp,
             duration_ns=max(duration, 0),
             doc=doc,
+            error=doc.text("event.outcome") == "failure",
         )
 
     @property
@@ -118,14 +121,15 @@ def waterfall(trace_id: str, spans: Sequence[Span], *, colour: bool, width: int 
     head = (
         f"trace {trace_id}  {len(spans)} span{'s' * (len(spans) != 1)}, {len(services)} "
         f"service{'s' * (len(services) != 1)}, {format_duration_ns(t_end - t0) or '0µs'}"
+        + (f", {errors} failed" if (errors := sum(s.error for s in spans)) else "")
         + (f", started {iso_ms(first)}" if first else "")
     )
     svc_w = max(len(s) for s in services)
-    name_w = max(len(r.prefix) + len(r.span.name) + (3 if r.orphan else 0) for r in rows)
+    name_w = max(len(r.prefix) + len(r.span.name) + (3 if r.orphan else 0) + (2 if r.span.error else 0) for r in rows)
     lines = [head]
     for r in rows:
         s = r.span
-        name = r.prefix + s.name + (" ↑?" if r.orphan else "")
+        name = r.prefix + s.name + (" ✗" if s.error else "") + (" ↑?" if r.orphan else "")
         svc = s.service.ljust(svc_w)
         cells = bar(s.start_ns, s.duration_ns, t0, t_end - t0, width)
         dur = (format_duration_ns(s.duration_ns) or "0µs").rjust(8)

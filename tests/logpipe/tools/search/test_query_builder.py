@@ -24,7 +24,9 @@ T1 = datetime(2026, 11, 27, 9, 15, 0, 250_000, tzinfo=UTC)
 
 
 def test_index_pattern_names_each_type_and_nothing_else() -> None:
-    assert index_pattern("logpipe") == "logpipe-access-*,logpipe-app-*,logpipe-stdout-*,logpipe-trace-*"
+    assert index_pattern("logpipe") == (
+        "logpipe-access-*,logpipe-app-*,logpipe-stdout-*,logpipe-trace-*,logpipe-jaeger-span-*"
+    )
     assert index_pattern("staging", ["app"]) == "staging-app-*"
     with pytest.raises(BadArgument, match="unknown --type 'nginx'"):
         index_pattern("logpipe", ["nginx"])
@@ -130,3 +132,12 @@ def test_context_searches_the_same_file_by_offset_nearest_first() -> None:
 def test_referenced_fields_walks_nested_bools() -> None:
     q = search_query(SearchFilters(components=("a",), statuses=("5xx",)), TimeRange(T0, None))
     assert referenced_fields(q) == {"service.name", "http.response.status_code", "@timestamp"}
+
+
+def test_a_trace_id_is_searched_in_every_spelling_it_is_stored_under() -> None:
+    from logpipe.tools.search.query_builder import trace_id_forms
+
+    assert trace_id_forms("0000000000000000A3CE929D0E0E4736") == [
+        "0000000000000000A3CE929D0E0E4736", "0000000000000000a3ce929d0e0e4736", "a3ce929d0e0e4736"]
+    assert trace_id_forms("a3ce929d0e0e4736") == ["a3ce929d0e0e4736", "0000000000000000a3ce929d0e0e4736"]
+    assert trace_id_forms("4bf92f3577b34da6a3ce929d0e0e4736") == ["4bf92f3577b34da6a3ce929d0e0e4736"]

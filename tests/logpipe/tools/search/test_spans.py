@@ -57,3 +57,13 @@ def test_waterfall_lines() -> None:
         "  gw   GET /   100.0ms |██████████|",
         "  pay  └─ db    50.0ms |     █████|",
     ]
+
+
+def test_failed_spans_are_marked_and_counted() -> None:
+    ok = span("root", None, "GET /", 0, 100, "gw")
+    failed = {"duration": 20_000_000, "outcome": "failure"}
+    bad_src = {**span("c1", "root", "charge", 10, 20).doc.source, "event": failed}
+    bad = Span.from_doc(LogDoc("c1", "logpipe-jaeger-span-2026-11-27", bad_src))
+    lines = waterfall("t1", [ok, bad], colour=False)
+    assert ", 1 failed" in lines[0]
+    assert "└─ charge ✗" in lines[2] and "✗" not in lines[1]
