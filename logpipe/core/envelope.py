@@ -3,14 +3,21 @@
 The Kafka record *value* is the original line bytes (no newline), unchanged, so any consumer can
 read it; the record *key* is the Component (one service's lines stay ordered in one partition);
 the line's source identity and pod metadata travel in record *headers* named here.
+
+The envelope is versioned: header ``lp.v`` holds :data:`ENVELOPE_VERSION`. Records without it were
+written before versions existed (version 0: the same headers, ``tests/logpipe/core/fixtures/
+envelope-v0.json`` holds real ones) and are read exactly like version 1. A later version that changes
+what a header means raises the number, and readers dispatch on :func:`envelope_version`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+ENVELOPE_VERSION = 1
+H_VERSION = "lp.v"  # the envelope's version, decimal ASCII; absent: version 0 (same layout as 1)
 H_NODE = "lp.node"
 H_NAMESPACE = "lp.namespace"
 H_POD = "lp.pod"
@@ -24,7 +31,17 @@ H_FILE_ID = "lp.file_id"  # the stream's identity, e.g. "fingerprint::<hex>" (se
 H_READ_TS = "lp.read_ts"  # when the shipper read the line, epoch milliseconds, decimal ASCII
 H_FLAGS = "lp.flags"  # comma-separated, e.g. "truncated"
 
+ENVELOPE_VERSION_BYTES = str(ENVELOPE_VERSION).encode()
+
 LOG_TYPES = ("access", "app", "stdout", "trace")
+
+
+def envelope_version(headers: Mapping[str, str]) -> int:
+    """The version of a record's envelope: 0 when ``lp.v`` is absent (written before versions), -1 if unreadable."""
+    v = headers.get(H_VERSION)
+    if v is None:
+        return 0
+    return int(v) if v.isdigit() and len(v) <= 6 else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +73,7 @@ class LineRecord:
     def headers(self) -> list[tuple[str, bytes]]:
         m = self.meta
         h = [
+            (H_VERSION, ENVELOPE_VERSION_BYTES),
             (H_NODE, m.node.encode()),
             (H_NAMESPACE, m.namespace.encode()),
             (H_POD, m.pod.encode()),

@@ -44,7 +44,7 @@ from shipper.sinks.kafka.records import CODECS, EncodedBatch, RunHeaders, compre
 
 log = logging.getLogger("logpipe.shipper.kafka")
 
-_HEAD_COUNT = 10  # the per-file headers, lp.offset and lp.file_id: LineRecord.headers() minus read_ts and flags
+_HEAD_COUNT = 11  # lp.v, the per-file headers, lp.offset and lp.file_id: LineRecord.headers() minus read_ts and flags
 _INLINE_COMPRESS = 64 * 1024  # smaller payloads are compressed in the loop: a thread hop would cost more
 
 _REJECT = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError)
@@ -62,6 +62,7 @@ class _HeaderCache:
         if hit is not None and hit[0] is m:
             return hit[1], hit[2]
         head = [
+            (ev.H_VERSION, ev.ENVELOPE_VERSION_BYTES),
             (ev.H_NODE, m.node.encode()),
             (ev.H_NAMESPACE, m.namespace.encode()),
             (ev.H_POD, m.pod.encode()),
