@@ -80,7 +80,7 @@ async def test_pod_logs_become_exactly_their_documents(pipeline: Pipeline, es_ur
     pipeline.start_shipper()
     es = AsyncElasticsearch(es_url)
     try:
-        total = 400 + 300 + 50 + 10 + 2
+        total = 400 + 300 + 50 + 10 + 2 + 2  # + a service/operation document per new span name
         assert await wait_count(es, f"{pipeline.name}-*", total, pipeline) == total
         await asyncio.sleep(1.0)  # nothing more arrives: no duplicates trickling in
         assert await wait_count(es, f"{pipeline.name}-*", total, pipeline) == total
@@ -107,9 +107,12 @@ async def test_pod_logs_become_exactly_their_documents(pipeline: Pipeline, es_ur
 
         errors = await es.count(index=f"{pipeline.name}-stdout-*", query={"term": {"log.level": "error"}})
         assert errors["count"] == 10
-        spans = await es.search(index=f"{pipeline.name}-trace-*", query={"match_all": {}}, size=10)
+        spans = await es.search(index=f"{pipeline.name}-jaeger-span-*", query={"match_all": {}}, size=10)
         hits = spans["hits"]["hits"]
         assert {h["_source"]["span"]["name"] for h in hits} == {"GET /api/orders", "SELECT orders"}
-        assert all(h["_source"]["trace"]["id"] == TRACE for h in hits)
+        assert all(h["_source"]["trace"]["id"] == h["_source"]["traceID"] == TRACE for h in hits)
+        services = await es.search(index=f"{pipeline.name}-jaeger-service-*", query={"match_all": {}}, size=10)
+        assert sorted(h["_source"]["operationName"] for h in services["hits"]["hits"]) == [
+            "GET /api/orders", "SELECT orders"]
     finally:
         await es.close()
