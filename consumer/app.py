@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from consumer.clock import SystemClock
@@ -27,6 +28,7 @@ from consumer.retention import run_retention
 from consumer.retry import until_ok
 from consumer.sources.kafka import KafkaSource
 from consumer.telemetry import log
+from logpipe.core.es_connection import es_auth_options
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
 from parsers.fieldmap import FieldMap
 
@@ -58,9 +60,9 @@ class ConsumerApp:
         self.source = KafkaSource(cfg.kafka)
         self.dlq = DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
         self.clock = SystemClock()
-        self.loop = ConsumeLoop(
-            cfg, self.source, ElasticsearchBulk(self.es), self.dlq, alerts, self.clock, encode=native_encoder(cfg)
-        )
+        # Credentials read before each _bulk: a rotated password or API key file needs no restart.
+        bulk = ElasticsearchBulk(self.es, partial(es_auth_options, cfg.elasticsearch))
+        self.loop = ConsumeLoop(cfg, self.source, bulk, self.dlq, alerts, self.clock, encode=native_encoder(cfg))
         self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready)
         self._side_tasks: list[asyncio.Task[None]] = []
         self._templates_ready = False

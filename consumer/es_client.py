@@ -7,7 +7,7 @@ client directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from elastic_transport import TransportError
@@ -16,7 +16,7 @@ from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSe
 
 from consumer.config import ElasticsearchConfig
 from consumer.ports import BulkHttpError, BulkUnreachable
-from logpipe.core.es_connection import es_client_kwargs
+from logpipe.core.es_connection import EsConnectionError, es_client_kwargs
 
 BULK_FILTER = "errors,items.*.status,items.*.error"
 """Only what the indexer reads of a ``_bulk`` answer (a fraction of its bytes)."""
@@ -60,15 +60,21 @@ def make_client(
 class ElasticsearchBulk:
     """``_bulk`` on one client, its failures as ``consumer.ports`` errors."""
 
-    def __init__(self, es: AsyncElasticsearch) -> None:
+    def __init__(self, es: AsyncElasticsearch, credentials: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``credentials``: called before each request (``es_auth_options``), so a rotated password or
+        API key file is used without a restart; None keeps the client's own."""
         self.es = es
+        self._credentials = credentials
 
     async def bulk(self, body: bytes) -> Mapping[str, Any]:
         try:
+            es = self.es.options(**self._credentials()) if self._credentials is not None else self.es
             # Pre-encoded NDJSON bytes pass through the client's serializer untouched.
-            resp = await self.es.bulk(operations=body, filter_path=BULK_FILTER)  # type: ignore[arg-type]
+            resp = await es.bulk(operations=body, filter_path=BULK_FILTER)  # type: ignore[arg-type]
         except ApiError as exc:
             raise BulkHttpError(exc.meta.status, str(exc.message)) from exc
+        except EsConnectionError as exc:  # the mounted password file vanished: retried like an outage
+            raise BulkUnreachable(str(exc)) from exc
         except TransportError as exc:  # connection refused/reset, timeout
             raise BulkUnreachable(f"{type(exc).__name__}: {exc.message}") from exc
         answer = resp.body

@@ -35,6 +35,10 @@ running_services() {  # the services logpipe reports running right now (ours or 
 }
 
 stop_what_we_started() {
+    if [[ ${SECURE_KAFKA_BEFORE:-running} != running ]] && [[ $(secure_kafka_state) == running ]]; then
+        echo "==> stopping the secured Kafka broker the tests started"
+        "$PYTHON" -m logpipe.dev.services.kafka_secure down || true
+    fi
     if [[ ${#STARTED_HERE[@]} -gt 0 ]]; then
         printf '\n==> stopping the services this run started: %s\n' "${STARTED_HERE[*]}"
         logpipe dev down "${STARTED_HERE[@]}" || true
@@ -80,7 +84,12 @@ start_services() {
     done
 }
 
+secure_kafka_state() {  # the SASL_SSL/mTLS broker the secure_kafka fixture starts (docs/SECURITY.md)
+    "$PYTHON" -m logpipe.dev.services.kafka_secure status 2>/dev/null || true
+}
+
 run_pytest() {
+    SECURE_KAFKA_BEFORE=$(secure_kafka_state)
     local rc=0
     "$PYTHON" -m pytest -ra --durations=15 "$@" || rc=$?
     if [[ $rc -eq 5 ]]; then

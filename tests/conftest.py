@@ -88,14 +88,22 @@ def secure_kafka() -> SecureKafka:
 
 
 @pytest.fixture(scope="session")
-def secure_es(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredEs]:
-    """The real Elasticsearch behind a TLS proxy that demands basic auth or an API key
-    (``logpipe/dev/services/es_proxy.py``: the integ-test-zip has no security module)."""
+def es_proxy_control(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyThread]:
+    """The proxy behind ``secure_es`` itself (``.proxy.set_password(...)`` rotates the password)."""
     proxy = ProxyThread(es_url, tmp_path_factory.mktemp("es-proxy"))
+    proxy.start()
     try:
-        yield proxy.start()
+        yield proxy
     finally:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_es(es_proxy_control: ProxyThread) -> SecuredEs:
+    """The real Elasticsearch behind a TLS proxy that demands basic auth or an API key
+    (``logpipe/dev/services/es_proxy.py``: the integ-test-zip has no security module)."""
+    assert es_proxy_control.started is not None
+    return es_proxy_control.started
 
 
 @pytest.fixture(scope="session")

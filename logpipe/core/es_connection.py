@@ -103,16 +103,19 @@ def es_client_kwargs(conn: EsConnection) -> dict[str, Any]:
         kw["ca_certs"] = conn.ca_file
     if conn.ssl_fingerprint:
         kw["ssl_assert_fingerprint"] = conn.ssl_fingerprint
+    return kw | es_auth_options(conn)
+
+
+def es_auth_options(conn: EsConnection) -> dict[str, Any]:
+    """The credentials alone, read now (``client.options(**...)`` per request picks up a rotated
+    file); ``{}`` without credentials. Raises :class:`EsConnectionError` when a file is unreadable."""
     try:
         if conn.username is not None:
-            kw["basic_auth"] = (conn.username, conn.password_value().require())
-        else:
-            key = conn.api_key_value().get()
-            if key:
-                kw["api_key"] = key
+            return {"basic_auth": (conn.username, conn.password_value().require())}
+        key = conn.api_key_value().get()
+        return {"api_key": key} if key else {}
     except SecretUnavailable as exc:
         raise EsConnectionError(str(exc)) from None
-    return kw
 
 
 def es_connection(url: str, **keys: Any) -> EsConnection:

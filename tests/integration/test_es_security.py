@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from elastic_transport import TlsError
 from elasticsearch import AuthenticationException
 
 from consumer.config import ElasticsearchConfig
-from consumer.es_client import make_client
-from logpipe.dev.services.es_proxy import SecuredEs
+from consumer.es_client import ElasticsearchBulk, make_client
+from consumer.ports import BulkHttpError
+from logpipe.core.es_connection import es_auth_options
+from logpipe.dev.services.es_proxy import ProxyThread, SecuredEs
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +88,29 @@ def test_search_and_trace_take_credentials_from_flags_and_environment(secure_es:
     assert refused.returncode == 2
     assert "refused the request (401)" in refused.stderr and "fix:" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+async def test_the_consumer_uses_a_rotated_password_file_without_a_restart(
+    secure_es: SecuredEs, tmp_path: Path, es_proxy_control: ProxyThread
+) -> None:
+    pw_file = tmp_path / "password"
+    pw_file.write_text(secure_es.password_file.read_text())
+    cfg = basic(secure_es, password_file=str(pw_file))
+    es = make_client(cfg)
+    bulk = ElasticsearchBulk(es, partial(es_auth_options, cfg))
+    body = b'{"index":{"_index":"t-es-rotation"}}\n{"msg":"one"}\n'
+    try:
+        assert (await bulk.bulk(body))["errors"] is False
+        es_proxy_control.proxy.set_password("rotated-Pa55")  # the cluster's password changed ...
+        with pytest.raises(BulkHttpError) as err:
+            await bulk.bulk(body)
+        assert err.value.status == 401
+        new = tmp_path / "password.new"  # ... and the mounted Secret follows (a new file)
+        new.write_text("rotated-Pa55")
+        os.replace(new, pw_file)
+        assert (await bulk.bulk(body))["errors"] is False
+    finally:
+        es_proxy_control.proxy.set_password(secure_es.password_file.read_text().strip())
+        await es.options(basic_auth=(secure_es.username, secure_es.password_file.read_text().strip())).indices.delete(
+            index="t-es-rotation", ignore_unavailable=True)
+        await es.close()

@@ -63,10 +63,14 @@ class EsAuthProxy:
 
     def __init__(self, upstream: str, password: str, api_key: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self._basic = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
+        self.set_password(password)
         self._api_key = "ApiKey " + api_key
         self._session: aiohttp.ClientSession | None = None
         self.refused = 0
+
+    def set_password(self, password: str) -> None:
+        """Change the user's password (a rotation: the old one is refused from now on)."""
+        self._basic = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
 
     def _authorised(self, header: str) -> bool:
         return any(hmac.compare_digest(header.encode(), ok.encode()) for ok in (self._basic, self._api_key))
@@ -114,6 +118,7 @@ class ProxyThread:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="es-auth-proxy", daemon=True)
         self._runner: web.AppRunner | None = None
+        self.started: SecuredEs | None = None  # what start() returned
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -137,7 +142,7 @@ class ProxyThread:
         if not self._ready.wait(30):
             raise RuntimeError("the Elasticsearch auth proxy did not start")
         s = self.folder / "secrets"
-        return SecuredEs(
+        self.started = SecuredEs(
             url=f"https://localhost:{self._port}",
             ca_file=self._cert.ca,
             fingerprint=fingerprint_sha256(self._cert.cert),
@@ -145,6 +150,7 @@ class ProxyThread:
             password_file=s / "es-password",
             api_key_file=s / "es-api-key",
         )
+        return self.started
 
     def stop(self) -> None:
         async def shutdown() -> None:

@@ -22,12 +22,16 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logpipe.dev.services.errors import ServiceStartError
 from logpipe.dev.services.kafka import KafkaService
 from logpipe.dev.services.paths import DevPaths
 from logpipe.dev.services.service import Report, _silent
 from logpipe.dev.services.tls import CertFiles, ensure_ca, issue
+
+if TYPE_CHECKING:
+    from logpipe.dev.services.manager import ServiceManager
 
 BASE_PORT = 9192
 USER = "logpipe"
@@ -152,9 +156,39 @@ def secure_paths(paths: DevPaths) -> DevPaths:
 
 def ensure_secure_kafka(paths: DevPaths | None = None, report: Report = _silent) -> SecureKafka:
     """Start the secured broker unless it runs; return its endpoints and credential files."""
-    from logpipe.dev.services.manager import ServiceManager, port_offset
+    manager, svc = _manager(paths, report)
+    manager.ensure("kafka")
+    return svc.endpoints()
+
+
+def _manager(paths: DevPaths | None = None, report: Report = _silent) -> tuple[ServiceManager, SecureKafkaService]:
+    from logpipe.dev.services.manager import ServiceManager, port_offset  # manager imports services: no cycle
 
     own = secure_paths(paths or DevPaths.from_env())
     svc = SecureKafkaService(own, report, base_port=BASE_PORT + port_offset())
-    ServiceManager(own, [svc], report).ensure("kafka")
-    return svc.endpoints()
+    return ServiceManager(own, [svc], report), svc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m logpipe.dev.services.kafka_secure up|status|down`` (scripts/test.sh stops what it started)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    verb = args[0] if args else "status"
+    manager, svc = _manager()
+    if verb == "up":
+        manager.ensure("kafka")
+        e = svc.endpoints()
+        print(f"sasl_ssl={e.sasl_ssl} mtls={e.mtls} plaintext={e.plaintext} ca_file={e.ca_file} "
+              f"username={e.username} password_file={e.password_file}")
+        return 0
+    if verb == "down":
+        manager.stop("kafka")
+        return 0
+    (status,) = manager.status()
+    print(status.state)
+    return 0 if status.state == "running" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
