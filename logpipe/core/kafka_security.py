@@ -48,7 +48,9 @@ class KafkaSecurity(StrictModel):
     sasl_password: Secret | None = None
     """SASL password inline (prefer ``sasl_password_file`` or the ``LOGPIPE_KAFKA_SASL_PASSWORD`` variable)."""
     sasl_password_file: str | None = None
-    """File holding the SASL password (a mounted Secret); read again at each (re)connect when it changed."""
+    """File holding the SASL password (a mounted Secret); read whenever a client is built (each start
+    attempt), so a password that arrives late is picked up while retrying; a running client keeps the
+    password it started with until the process restarts (rotate by restarting, e.g. a rollout)."""
     ssl_cafile: str | None = None
     """PEM file of the CA(s) that signed the brokers' certificates; unset: the system's trust store."""
     ssl_certfile: str | None = None
