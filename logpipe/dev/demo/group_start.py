@@ -4,8 +4,11 @@ The shared ``logpipe-*`` topics keep what every earlier run (and test) shipped. 
 starts at the earliest offset when it has none committed, so a fresh group would re-read and
 re-index all of it (610 000 old records made a warm demo take 93 s). Committing the current end
 offset of every partition for the new group before its consumer starts makes the consumer begin
-at the first record written after that moment. A topic that does not exist yet has nothing old:
-the consumer reads it from its start when it appears.
+at the first record written after that moment.
+
+The demo creates the topics that do not exist yet first (as the shipper would, with the shipper's
+partition count): a group subscribed to topics that appear one by one while it reads rebalances at
+each, and fetches again what it had not committed yet.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 
@@ -32,6 +35,19 @@ class GroupStart:
             return f"consumer group {self.group}: the topics are new, nothing to skip"
         return (f"consumer group {self.group} starts at the current end of {', '.join(topics)}:"
                 f" {self.skipped} records of earlier runs are not read again")
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> list[str]:
+    """Create those ``topics`` that do not exist (``partitions`` each, one replica); returns the created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        missing = sorted(set(topics) - set(await admin.list_topics()))
+        if missing:
+            await admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+        return missing
+    finally:
+        await admin.close()
 
 
 async def partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:

@@ -15,9 +15,9 @@ import time
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from logpipe.core.envelope import LineRecord, SourceMeta
+from logpipe.dev.demo.group_start import ensure_topics
 
 BATCH = 2000
 
@@ -36,19 +36,9 @@ def _meta(node: str) -> SourceMeta:
     )
 
 
-async def _ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():
-            await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-
-
 async def prefill(bootstrap: str, n: int, node: str, topic: str = "logpipe-access", partitions: int = 3) -> int:
     """Produce ``n`` access records from ``node`` into ``topic`` (created like the shipper's if missing)."""
-    await _ensure_topic(bootstrap, topic, partitions)
+    await ensure_topics(bootstrap, [topic], partitions)
     meta = _meta(node)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 20)
     await producer.start()

@@ -28,9 +28,10 @@ from typing import Any
 import orjson
 
 from consumer.config import DEFAULT_TOPICS
-from logpipe.dev.demo.group_start import start_group_at_end
+from logpipe.dev.demo.group_start import GroupStart, ensure_topics, start_group_at_end
 from logpipe.dev.demo.podsim import PodSimulator
 from logpipe.dev.services import open_backend
+from shipper.config import ShipperConfig
 
 RULES = """\
 channels:
@@ -75,8 +76,25 @@ class Demo:
 
     def logpipe(self, *args: str, check: bool = False, quiet: bool = False) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "logpipe.cli.main", *args]
-        self.say("$ logpipe " + " ".join(_quote(a) for a in args))
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        return self._show(args, res, check=check, quiet=quiet)
+
+    def steps(self, steps: list[tuple[str, tuple[str, ...]]]) -> None:
+        """Run independent commands side by side (each is a Python start-up), then show them in order."""
+        procs = [
+            (title, args, subprocess.Popen([sys.executable, "-m", "logpipe.cli.main", *args],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            for title, args in steps
+        ]
+        for title, args, p in procs:
+            out, err = p.communicate(timeout=120)
+            self.say(title)
+            self._show(args, subprocess.CompletedProcess(p.args, p.returncode, out, err))
+
+    def _show(
+        self, args: tuple[str, ...], res: subprocess.CompletedProcess[str], check: bool = False, quiet: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        self.say("$ logpipe " + " ".join(_quote(a) for a in args))
         if not quiet:
             out = res.stdout.rstrip()
             if out:
@@ -122,7 +140,7 @@ class Demo:
         rules.write_text(RULES % {"run": self.run_id})
 
         say("\n== 2. the shipper (node agent) and the consumer (indexer + alert rules)")
-        say("   " + asyncio.run(start_group_at_end(kafka, self.group, DEFAULT_TOPICS)).describe())
+        say("   " + asyncio.run(_start_group(kafka, self.group)).describe())
         self.spawn(
             "shipper",
             "ship",
@@ -179,27 +197,16 @@ class Demo:
             say("   lines lost or duplicated: see shipper.log and consumer.log in " + str(self.work))
             return 1
 
-        say("\n== 5. search one Component's logs")
-        self.logpipe(
-            "search", "connection refused", "--component", "pay-gw", "--since", "15m", "--limit", "3", "--es-url", es
-        )
-        say("\n== 6. analyse the access logs on disk")
-        self.logpipe(
-            "query",
-            str(pods_root / "*/volumes/kubernetes.io~empty-dir/logs/access.log"),
-            "--where",
-            "status>=200",
-            "--by",
-            "path",
-            "--agg",
-            "count,p99(request_time)",
-            "--top",
-            "4",
-            "--format",
-            "table",
-        )
-        say("\n== 7. one trace across Components")
-        self.logpipe("trace", trace_id, "--es-url", es)
+        access_logs = str(pods_root / "*/volumes/kubernetes.io~empty-dir/logs/access.log")
+        self.steps([
+            ("\n== 5. search one Component's logs",
+             ("search", "connection refused", "--component", "pay-gw", "--since", "15m", "--limit", "3",
+              "--es-url", es)),
+            ("\n== 6. analyse the access logs on disk",
+             ("query", access_logs, "--where", "status>=200", "--by", "path", "--agg", "count,p99(request_time)",
+              "--top", "4", "--format", "table")),
+            ("\n== 7. one trace across Components", ("trace", trace_id, "--es-url", es)),
+        ])
         say("\n== 8. the keyword alert, as Alertmanager has it")
         fired = _wait_for_alert(am, "demo-pay-5xx", self.run_id, timeout=60)
         self.logpipe("alerts", "list", "--rules", str(rules), "--alertmanager-url", am)
@@ -208,6 +215,11 @@ class Demo:
             return 1
         say("\nThe pipeline works end to end. Services keep running; `logpipe dev down` stops them.")
         return 0
+
+
+async def _start_group(kafka: str, group: str) -> GroupStart:
+    await ensure_topics(kafka, DEFAULT_TOPICS, ShipperConfig().kafka.partitions)
+    return await start_group_at_end(kafka, group, DEFAULT_TOPICS)
 
 
 def _show_service_progress() -> None:
@@ -262,7 +274,7 @@ def _wait_for_count(es: str, node: str, expected: int, timeout: float) -> int:
             time.sleep(1.5)  # a duplicate would still be on its way: give it the time to show
             res = _http_json(f"{es}/logpipe-*/_count?ignore_unavailable=true", query)
             return int(res["count"])
-        time.sleep(1)
+        time.sleep(0.25)
     return count
 
 
