@@ -1,8 +1,9 @@
 """One span, whatever format it came in: the shape every reader produces and the store writes.
 
-Ids are lowercase hex as Jaeger prints them (``model.TraceID.String()``): a 128-bit trace id whose
-high half is zero is written as its 16-digit low half, so a Zipkin 64-bit id, the same id padded to
-32 digits, and Jaeger's own reads all name the same trace. Times are microseconds (Jaeger's unit).
+Ids are lowercase hex as Jaeger v2 writes and looks them up (``pcommon.TraceID.String()``): trace
+ids always 32 digits (a Zipkin 64-bit id is padded with zeros, so it and its padded spelling name
+one trace; Jaeger's ``/api/traces/{id}`` asks for the 32-digit form, or the form with all leading
+zeros trimmed, never a 16-digit one), span ids 16. Times are microseconds (Jaeger's unit).
 """
 
 from __future__ import annotations
@@ -93,9 +94,8 @@ def hex_id(value: Any, width: int, *, lengths: tuple[int, ...] = ()) -> str:
 
 
 def trace_id(value: Any, lengths: tuple[int, ...] = (32, 16)) -> str:
-    """A trace id as Jaeger prints it: 32 digits, or 16 when the high half is zero."""
-    full = hex_id(value, 32, lengths=lengths)
-    return full[16:] if full.startswith("0" * 16) else full
+    """A trace id as Jaeger v2 stores it: 32 hex digits."""
+    return hex_id(value, 32, lengths=lengths)
 
 
 def span_id(value: Any, lengths: tuple[int, ...] = (16,)) -> str:
