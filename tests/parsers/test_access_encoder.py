@@ -23,7 +23,6 @@ import json
 import os
 import random
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from consumer.bulk import encode_item, index_name
+from consumer.bulk import encode_item
+from consumer.clock import SystemClock
+from consumer.ingest import Ingest
+from consumer.offsets import PartitionOffsets
 from consumer.work import Work
 from logpipe.core.envelope import (
     H_COMPONENT,
@@ -54,8 +56,6 @@ from logpipe.core.envelope import (
     H_TYPE,
     LineRecord,
     SourceMeta,
-    decode_headers,
-    document_id,
 )
 from logpipe.core.fields import AUTO, FRAMEWORK, NGINX, FieldMappingConfig
 from parsers import access_encoder
@@ -64,7 +64,6 @@ from parsers.document import DEFAULT_WINDOW, TimeWindow
 from parsers.extra import ExtraLimits, extra_key_name
 from parsers.fieldmap import FieldMap
 from parsers.line_parser import LineParser
-from parsers.result import Parsed
 
 Headers = Sequence[tuple[str, Any]]  # values: bytes, and None or other junk on purpose
 Encoded = tuple[bytes, str, str]
@@ -113,27 +112,48 @@ def reference(
     """(bulk item, index, _id) the consumer's Python path makes of one record, None if it is not a
     document (dead-lettered); raises :class:`PythonPathRaised` if the Python path itself raises.
 
-    Mirrors ``consumer/ingest.py``: ``parse(value, decode_headers(headers))``, then ``Ingest._document``
-    (index from ``index_name``, id from ``document_id(file_id, offset)`` or the Kafka position), then
-    ``BulkBatcher.add`` -> ``encode_item``.
+    Runs the consumer's own read path, ``consumer/ingest.py`` (``parse(value, decode_headers(headers))``,
+    index from ``index_name``, id from ``document_id(file_id, offset)`` or the Kafka position) without
+    the native encoder, then ``encode_item`` as ``BulkBatcher.add`` does.
     """
     parser = _reference_parser(mapping, window, limits or ExtraLimits())
+    out = _Collected()
+    offsets = PartitionOffsets()
+    offsets.assign(_TP)
+    ingest = Ingest(offsets, out, prefix, SystemClock(), lambda: parser, stamp=lambda: ingested)
+    ingest.assign([_TP])
     try:
-        result = parser.parse(value, decode_headers(headers))
-        if not isinstance(result, Parsed):
+        ingest.records(_TP, [_Record(5, value, None, headers or ())])
+        work = out.work
+        if work is None:
             return None
-        doc = result.doc
-        work = Work("topic", 0, 1, [5], value, headers or (), None, 5, doc=doc, log_type=result.log_type)
-        work.index = index_name(prefix, result.log_type, doc, time.time())
-        lp, lg = doc.get("logpipe") or {}, doc.get("log") or {}
-        file_id, offset = lp.get("file_id"), lg.get("offset")
-        if file_id and isinstance(offset, int):
-            work.doc_id = document_id(file_id, offset)
-        else:
-            work.doc_id = document_id(f"kafka:{work.topic}/{work.partition}", work.kafka_offset)
         return encode_item(work, ingested), work.index, work.doc_id
     except Exception as exc:  # e.g. index_name on a year-1 time with a positive offset
         raise PythonPathRaised(f"{type(exc).__name__}: {exc}") from exc
+
+
+_TP = ("topic", 0)
+
+
+@dataclass(frozen=True)
+class _Record:
+    offset: int
+    value: bytes
+    key: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class _Collected:
+    """The work the read path hands on (None: it went to the dead letters)."""
+
+    def __init__(self) -> None:
+        self.work: Work | None = None
+
+    def index(self, work: Work) -> None:
+        self.work = work
+
+    def dead_letter(self, work: Work) -> None:
+        self.work = None
 
 
 # ------------------------------------------------------------------------------------------ comparison
