@@ -26,7 +26,7 @@ import orjson
 
 from consumer.config import ConsumerConfig
 from consumer.loop import ConsumeLoop
-from consumer.ports import BulkUnreachable, PartitionListener
+from consumer.ports import BulkHttpError, BulkUnreachable, PartitionListener
 from consumer.work import TopicPartitionKey, Work
 from logpipe.core.envelope import LineRecord, SourceMeta
 from parsers.access_encoder import EncodeFn
@@ -227,8 +227,11 @@ class MemoryBulk:
         self.calls: list[BulkCall] = []
         self.holding = False
         self.down = False
+        self.too_large = 0
         self.item_status: dict[str, list[int]] = {}
         """Per ``_id``, the statuses to answer in turn (then 201)."""
+        self.max_body: int | None = None
+        """Bodies larger than this are refused whole with 413 (``http.max_content_length``)."""
 
     def held(self) -> list[BulkCall]:
         return [c for c in self.calls if c.gate is not None and not c.gate.done()]
@@ -247,6 +250,9 @@ class MemoryBulk:
         await asyncio.sleep(0)
         if self.down:
             raise BulkUnreachable("ConnectionError: connection refused")
+        if self.max_body is not None and len(body) > self.max_body:
+            self.too_large += 1
+            raise BulkHttpError(413, "Request Entity Too Large")
         lines = body.split(b"\n")
         actions = []
         for i in range(0, len(lines) - 1, 2):

@@ -117,6 +117,34 @@ async def test_items_answered_429_are_retried_and_items_answered_400_are_dead_le
     assert_commits_never_pass(env.source, TP, 4)
 
 
+async def test_every_item_answered_429_pauses_fetching_until_the_cluster_takes_writes_again() -> None:
+    env = LoopStory()
+    lines = env.access_lines(3)
+    env.bulk.item_status = {document_id(r.meta.file_id, r.offset): [429] * 5 for r in lines}
+    env.produce(TP, lines)
+    async with env.running():
+        await env.until(lambda: env.source.paused and not env.loop.indexer.available)
+        assert env.source.committed.get(TP, 0) == 0
+        await env.until(lambda: env.source.committed.get(TP) == 3)
+        assert not env.source.paused
+    assert env.bulk.ids == ids_of(env, lines) and not env.dead.letters
+
+
+async def test_a_request_over_the_body_limit_is_split_and_one_document_over_it_is_dead_lettered() -> None:
+    env = LoopStory(config(**{"bulk.max_actions": 8}))
+    lines = env.access_lines(8)
+    huge = env.access_lines(1, file_no=1)[0]
+    huge = type(huge)(huge.meta, huge.offset, huge.value[:-1] + b',"pad":"' + b"x" * 4000 + b'"}', 0)
+    env.produce(TP, [*lines[:4], huge, *lines[4:]])
+    env.bulk.max_body = 3000  # about four of these documents
+    async with env.running():
+        await env.until(lambda: env.source.committed.get(TP) == 9)
+    assert env.bulk.ids == ids_of(env, lines)
+    assert env.bulk.too_large >= 2
+    [letter] = env.dead.letters
+    assert letter.stage == "index" and "HTTP 413" in letter.reason and letter.raw == huge.value
+
+
 async def test_a_dead_letter_that_fails_is_retried_and_nothing_is_committed_past_it() -> None:
     env = LoopStory()
     good = env.access_lines(6)
