@@ -49,7 +49,7 @@ ROLES = {
         False,
         ("shipper", "parsers", "logpipe.core"),
         ("ship",),
-        ("aiokafka", "watchdog"),
+        ("watchdog",),  # the Kafka client: whichever shipper/sinks/kafka imports (every module must import)
         ("duckdb", "elasticsearch", "aliyun", "parsers._access_encoder", "ruamel.yaml"),
         others=("shipper.sinks.sls",),
     ),
@@ -63,6 +63,7 @@ ROLES = {
         ("consume", "alerts"),
         ("elasticsearch", "aiokafka", "parsers._access_encoder"),
         ("duckdb", "watchdog", "aliyun"),
+        others=("consumer.sources.sls",),
     ),
     "tools": Role(
         "tools",
@@ -70,7 +71,7 @@ ROLES = {
         ("logpipe.tools",),
         ("query", "search", "trace", "config"),
         ("duckdb", "elasticsearch"),
-        ("aiokafka", "watchdog", "aliyun", "parsers._access_encoder"),
+        ("aiokafka", "confluent_kafka", "watchdog", "aliyun", "parsers._access_encoder"),
         runs=(
             ("config", "check", "examples/shipper.yaml"),
             ("config", "check", "examples/consumer.yaml"),
