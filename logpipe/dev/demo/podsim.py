@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -125,22 +126,36 @@ class PodSimulator:
         pod.written["0.log"] = pod.written.get("0.log", 0) + len(messages)
 
     def write_span(
-        self, pod: SimPod, trace_id: str, name: str, *, parent: str | None = None, duration_ms: float = 12.0
+        self,
+        pod: SimPod,
+        trace_id: str,
+        name: str,
+        *,
+        parent: str | None = None,
+        duration_ms: float = 12.0,
+        shape: str = "otlp",
     ) -> str:
-        """Append one OpenTelemetry-style span to the pod's trace.log; returns its span id."""
+        """Append one span to the pod's trace.log as a tracer writes it — ``otlp``: an OTLP/JSON
+        export request (``{"resourceSpans": ...}``), ``zipkin``: a Zipkin v2 list — and return its
+        span id."""
         span_id = f"{self.rng.getrandbits(64):016x}"
         start = int(datetime.now(UTC).timestamp() * 1e9)
-        rec = {
-            "traceId": trace_id,
-            "spanId": span_id,
-            "parentSpanId": parent or "",
-            "name": name,
-            "kind": "SERVER" if parent is None else "CLIENT",
-            "service": pod.component,
-            "startTimeUnixNano": start,
-            "endTimeUnixNano": start + int(duration_ms * 1e6),
-            "status": {"code": "OK"},
-        }
+        end = start + int(duration_ms * 1e6)
+        rec: Any
+        if shape == "zipkin":
+            rec = [{
+                "traceId": trace_id, "id": span_id, **({"parentId": parent} if parent else {}), "name": name,
+                "kind": "SERVER" if parent is None else "CLIENT", "timestamp": start // 1000,
+                "duration": (end - start) // 1000, "localEndpoint": {"serviceName": pod.component},
+            }]
+        else:
+            span = {
+                "traceId": trace_id, "spanId": span_id, "parentSpanId": parent or "", "name": name,
+                "kind": 2 if parent is None else 3, "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
+                "status": {"code": 1},
+            }
+            service = {"key": "service.name", "value": {"stringValue": pod.component}}
+            rec = {"resourceSpans": [{"resource": {"attributes": [service]}, "scopeSpans": [{"spans": [span]}]}]}
         _append(pod.trace_log, orjson.dumps(rec) + b"\n")
         pod.written["trace.log"] = pod.written.get("trace.log", 0) + 1
         return span_id

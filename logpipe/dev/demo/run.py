@@ -123,13 +123,14 @@ class Demo:
 
     def run(self) -> int:
         say = self.say
-        say("== 1. local services (Kafka 4 KRaft, Elasticsearch 9, Alertmanager)")
+        say("== 1. local services (Kafka 4 KRaft, Elasticsearch 9, Alertmanager, Jaeger v2)")
         _show_service_progress()  # a first run downloads and starts them: say so rather than sit silent
         backend = open_backend()
         kafka = backend.ensure("kafka")
         es = backend.ensure("elasticsearch")
         am = backend.ensure("alertmanager")
-        say(f"   kafka {kafka}   elasticsearch {es}   alertmanager {am}")
+        jaeger = backend.ensure("jaeger")  # a first run builds it (~7 min): it reads our span indices
+        say(f"   kafka {kafka}   elasticsearch {es}   alertmanager {am}   jaeger {jaeger}")
 
         pods_root, logs_root = self.work / "pods", self.work / "logs"
         sim = PodSimulator(pods_root, logs_root, seed=int(self.run_id[-6:]))
@@ -181,7 +182,7 @@ class Demo:
             sim.write_access(pod, 200)
         sim.write_access(pay, 1, path="/api/pay", status=200, trace_id=trace_id)
         root = sim.write_span(pay, trace_id, "POST /api/pay", duration_ms=48)
-        sim.write_span(orders, trace_id, "GET /api/orders", parent=root, duration_ms=11)
+        sim.write_span(orders, trace_id, "GET /api/orders", parent=root, duration_ms=11, shape="zipkin")
         sim.write_stdout(orders, ["INFO started orders service", '{"level":"warn","msg":"slow query","ms":812}'])
         sim.write_stdout(
             pay, [f"ERROR upstream bank-api: connection refused (attempt {i})" for i in range(1, 6)], stream="stderr"
@@ -207,6 +208,8 @@ class Demo:
               "--top", "4", "--format", "table")),
             ("\n== 7. one trace across Components", ("trace", trace_id, "--es-url", es)),
         ])
+        url = f"{jaeger}/api/traces/{trace_id}"
+        say(f"   the same trace in Jaeger's API: {url}  ({_jaeger_spans(url)} spans)")
         say("\n== 8. the keyword alert, as Alertmanager has it")
         fired = _wait_for_alert(am, "demo-pay-5xx", self.run_id, timeout=60)
         self.logpipe("alerts", "list", "--rules", str(rules), "--alertmanager-url", am)
@@ -228,6 +231,21 @@ def _show_service_progress() -> None:
     manager_log = logging.getLogger("logpipe.dev.services.manager")
     manager_log.addHandler(handler)
     manager_log.setLevel(logging.INFO)
+
+
+def _jaeger_spans(url: str, timeout: float = 15.0) -> int:
+    """How many spans Jaeger's ``/api/traces/{id}`` returns (waiting a little for a refresh)."""
+    deadline, count = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        try:
+            data = _http_json(url).get("data") or []
+            count = len(data[0]["spans"]) if data else 0
+        except (OSError, ValueError, KeyError, IndexError):
+            count = 0
+        if count >= 2:
+            break
+        time.sleep(0.5)
+    return count
 
 
 def _quote(a: str) -> str:

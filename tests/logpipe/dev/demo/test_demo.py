@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_ships_indexes_searches_and_alerts(
-    kafka_bootstrap: str, es_url: str, alertmanager_url: str, tmp_path: Path
+    kafka_bootstrap: str, es_url: str, alertmanager_url: str, jaeger_url: str, tmp_path: Path
 ) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "logpipe.cli.main", "demo", "--work-dir", str(tmp_path)],
@@ -33,7 +33,8 @@ def test_demo_ships_indexes_searches_and_alerts(
     assert m and m.group(1) == m.group(3), out  # exactly once: nothing lost, nothing duplicated
     assert "connection refused (attempt" in out  # the search step found the pay-gw errors
     assert re.search(r"^/api/\S+\s+\d+\s+[\d.]+$", out, re.M)  # the query step printed a table row
-    assert "2 spans, 2 services" in out  # the trace step joined spans across Components
+    assert "2 spans, 2 services" in out  # the trace step joined spans across Components (OTLP + Zipkin)
+    assert re.search(r"the same trace in Jaeger's API: http://\S+/api/traces/[0-9a-f]{32}  \(2 spans\)", out)
     assert re.search(r"demo-pay-5xx\s+critical\s+active", out)  # the alert, as Alertmanager has it
     assert (tmp_path / "registry.json").exists()
 
