@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from consumer.sources.sls.config import SlsSourceConfig
 from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, load_model
 from logpipe.core.durations import Duration
 from logpipe.core.es_connection import EsConnection
@@ -172,9 +173,22 @@ class TraceDependenciesConfig(StrictModel):
         return v
 
 
+class KafkaSourceConfig(StrictModel):
+    """Records come from the Kafka topics of the ``kafka`` section (the default source)."""
+
+    type: Literal["kafka"] = "kafka"
+    """Selects the Kafka source (its settings are the ``kafka`` section)."""
+
+
+SourceConfig = Annotated[KafkaSourceConfig | SlsSourceConfig, Field(discriminator="type")]
+
+
 class ConsumerConfig(StrictModel):
     """``logpipe consume`` configuration (YAML)."""
 
+    source: SourceConfig = Field(default_factory=KafkaSourceConfig)
+    """Where records come from: ``{type: kafka}`` (the ``kafka`` section's topics) or ``{type: sls, ...}``
+    (SLS logstores through an SLS consumer group; see ``SlsSourceConfig``)."""
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     elasticsearch: ElasticsearchConfig = Field(default_factory=ElasticsearchConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)

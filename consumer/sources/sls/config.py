@@ -51,6 +51,12 @@ class SlsSourceConfig(SlsCredentials):
     """Log type of logs that do not name one (written by other agents than logpipe's shipper)."""
     request_timeout: Duration = 30.0
     """How long one SLS request may take."""
+    dead_letter: Literal["logstore", "kafka"] = "logstore"
+    """Where records that cannot be indexed go: ``logstore`` (``dead_letter_logstore`` in this project)
+    or ``kafka`` (the ``kafka.dead_letter_topic`` on ``kafka.bootstrap``, for teams that run both)."""
+    dead_letter_logstore: str = "logpipe-deadletter"
+    """The dead-letter logstore: each log keeps the line's bytes (``content``), its metadata tags, and
+    ``reason``, ``stage`` and ``source`` (``<logstore>/<shard>``)."""
 
     @field_validator("start_from")
     @classmethod

@@ -112,6 +112,19 @@ class SlsConsumerService:
         groups = resp.get_loggroup_list().LogGroups if resp.get_log_count() or resp.get_loggroup_count() else ()
         return Pulled(groups=list(groups), next_cursor=str(resp.get_next_cursor() or cursor))
 
+    async def put(
+        self, logstore: str, tags: Sequence[tuple[str, str]], contents: Sequence[tuple[str, bytes]], time_s: int
+    ) -> None:
+        """PutLogs of one log (the dead-letter logstore); returns once SLS answered 200."""
+        from aliyun.log import LogItem, PutLogsRequest
+
+        # The SDK's stub says str values; its put_logs takes bytes as they are (LogGroupRaw).
+        item = LogItem(time_s, cast(list[tuple[str, str]], list(contents)))
+        request = PutLogsRequest(
+            self.cfg.project, logstore, "", "logpipe-consumer", [item], logtags=list(tags), compress=True
+        )
+        await self._call("PutLogs", self._client.put_logs, request)
+
     async def shards(self, logstore: str) -> list[dict[str, Any]]:
         resp = await self._call("ListShards", self._client.list_shards, self.cfg.project, logstore)
         return list(resp.get_shards_info())

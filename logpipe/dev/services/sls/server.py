@@ -489,9 +489,11 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def serve(port: int, keys: Mapping[str, str] | None = None) -> None:
+async def serve(
+    port: int, keys: Mapping[str, str] | None = None, *, host: str = "127.0.0.1", shard_count: int = 1
+) -> None:
     """Run until cancelled (``python -m logpipe.dev.services.sls``)."""
-    server = SlsServer(keys, port=port)
+    server = SlsServer(keys, host=host, port=port, shard_count=shard_count)
     endpoint = await server.start()
     print(f"local SLS listening on {endpoint} (AccessKey id(s): {', '.join(server.keys)})", flush=True)
     try:
