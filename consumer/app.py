@@ -1,8 +1,9 @@
 """The consumer's composition root: builds every client from the config and hands the loop its parts.
 
 :class:`ConsumerApp` is what ``logpipe consume`` runs. It builds the Elasticsearch client and its
-``_bulk`` endpoint (``consumer/es_client.py``), the Kafka source (``consumer/sources/kafka/``), the
-dead-letter producer (``consumer/deadletter.py``), the native access-line encoder, and the HTTP
+``_bulk`` endpoint (``consumer/es_client.py``), the source ``source.type`` names — Kafka
+(``consumer/sources/kafka/``) or SLS (``consumer/sources/sls/``) — and its dead-letter destination
+(the Kafka topic, ``consumer/deadletter.py``, or an SLS logstore), the native access-line encoder, and the HTTP
 server (``consumer/http.py``); it installs the index templates before anything is indexed, schedules
 retention (when there is no ILM) and the GC policy, and runs :class:`consumer.loop.ConsumeLoop`
 with those parts. The alert engine is built by the CLI (its rule file) and passed in.
@@ -23,10 +24,11 @@ from consumer.gc_policy import apply_gc_policy
 from consumer.http import HealthServer
 from consumer.index_templates import install_templates
 from consumer.loop import ConsumeLoop
-from consumer.ports import AlertSink
+from consumer.ports import AlertSink, DeadLetterSink, Source
 from consumer.retention import run_retention
 from consumer.retry import until_ok
 from consumer.sources.kafka import KafkaSource
+from consumer.sources.sls.config import SlsSourceConfig
 from consumer.telemetry import log
 from logpipe.core.es_connection import es_auth_options
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
@@ -42,8 +44,22 @@ def native_encoder(cfg: ConsumerConfig) -> EncodeFn | None:
     return None
 
 
+def build_source(cfg: ConsumerConfig) -> tuple[Source, DeadLetterSink]:
+    """The source ``cfg.source`` names and its dead-letter destination."""
+    kafka_dlq = DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
+    if isinstance(cfg.source, SlsSourceConfig):
+        from consumer.sources.sls.deadletter import SlsDeadLetterWriter  # the SLS SDK only when asked for
+        from consumer.sources.sls.source import SlsSource
+
+        sls = SlsSource(cfg.source)
+        if cfg.source.dead_letter == "kafka":
+            return sls, kafka_dlq
+        return sls, SlsDeadLetterWriter(sls.service, cfg.source.dead_letter_logstore)
+    return KafkaSource(cfg.kafka), kafka_dlq
+
+
 class ConsumerApp:
-    """One consumer-group member indexing Kafka records into Elasticsearch."""
+    """One consumer-group member indexing records of its source (Kafka or SLS) into Elasticsearch."""
 
     def __init__(
         self,
@@ -57,8 +73,7 @@ class ConsumerApp:
         self._tune_gc = tune_gc
         self._on_listening = on_listening
         self.es = make_client(cfg.elasticsearch, cfg.bulk.request_timeout, cfg.bulk.retry_max)
-        self.source = KafkaSource(cfg.kafka)
-        self.dlq = DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
+        self.source, self.dlq = build_source(cfg)
         self.clock = SystemClock()
         # Credentials read before each _bulk: a rotated password or API key file needs no restart.
         bulk = ElasticsearchBulk(self.es, partial(es_auth_options, cfg.elasticsearch))

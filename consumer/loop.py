@@ -97,7 +97,8 @@ class ConsumeLoop:
         async def join() -> None:
             await self.source.start(self.commits)
 
-        if not await until_ok("KafkaUnreachable", join, self.stopping, self.clock, bulk.retry_initial, bulk.retry_max):
+        event = "KafkaUnreachable" if self.cfg.source.type == "kafka" else "SourceUnreachable"
+        if not await until_ok(event, join, self.stopping, self.clock, bulk.retry_initial, bulk.retry_max):
             return False
         self.started = True
         return True

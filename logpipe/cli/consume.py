@@ -69,11 +69,29 @@ def consume(
     index_prefix: Annotated[
         str | None, typer.Option("--index-prefix", help="Index name prefix, overriding the config.")
     ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Where records come from: kafka (default) or sls.")
+    ] = None,
+    sls_endpoint: Annotated[
+        str | None, typer.Option("--sls-endpoint", help="SLS endpoint host, e.g. cn-hangzhou.log.aliyuncs.com.")
+    ] = None,
+    sls_project: Annotated[str | None, typer.Option("--sls-project", help="SLS project.")] = None,
+    sls_logstores: Annotated[
+        str | None, typer.Option("--sls-logstores", help="Comma-separated logstores to read.")
+    ] = None,
+    sls_consumer_group: Annotated[
+        str | None, typer.Option("--sls-consumer-group", help="SLS consumer group.")
+    ] = None,
+    sls_consumer_name: Annotated[
+        str | None, typer.Option("--sls-consumer-name", help="This member's name (default: $POD_NAME).")
+    ] = None,
 ) -> None:
-    """Consume log records from Kafka and index them into Elasticsearch (flags override the config)."""
+    """Consume log records from Kafka (or SLS) and index them into Elasticsearch (flags override the config)."""
     from consumer.config import load_consumer_config
     from consumer.telemetry import configure_json_logging
 
+    if source is None and any((sls_endpoint, sls_project, sls_logstores, sls_consumer_group, sls_consumer_name)):
+        source = "sls"  # an --sls-* flag says which source is meant
     try:
         cfg = load_consumer_config(config).with_overrides(
             **{
@@ -85,6 +103,14 @@ def consume(
                 "alerts.alertmanager_url": alertmanager_url,
                 "kafka.topics": [t.strip() for t in topics.split(",") if t.strip()] if topics else None,
                 "index.prefix": index_prefix,
+                "source.type": source,
+                "source.endpoint": sls_endpoint,
+                "source.project": sls_project,
+                "source.logstores": [s.strip() for s in sls_logstores.split(",") if s.strip()]
+                if sls_logstores
+                else None,
+                "source.consumer_group": sls_consumer_group,
+                "source.consumer_name": sls_consumer_name,
             }
         )
     except ConfigError as exc:
