@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import orjson
 
 from logpipe.core.envelope import (
+    ENVELOPE_VERSION,
     H_COMPONENT,
     H_CONTAINER,
     H_FILE_ID,
@@ -37,6 +38,7 @@ from logpipe.core.envelope import (
     H_POD_UID,
     H_READ_TS,
     H_TYPE,
+    H_VERSION,
     LOG_TYPES,
 )
 from logpipe.core.workloads import derive_component
@@ -75,7 +77,7 @@ class SlsRecord:
 
 def group_headers(tags: Mapping[str, str], topic: str, source: str, default_type: str) -> dict[str, str]:
     """The per-file headers of a LogGroup (its tags, ``__topic__`` and ``__source__``)."""
-    out: dict[str, str] = {}
+    out: dict[str, str] = {H_VERSION: str(ENVELOPE_VERSION)}  # the records are of today's envelope
     for tag, header in _OUR_TAGS.items():
         if tags.get(tag):
             out[header] = tags[tag]
