@@ -4,6 +4,7 @@
                                    [--refresh 1s] [--rounds 5] [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
     python bench/consumer_bench.py --steps [--lines 50000]   # CPU per step of the per-record path, no services
     python bench/consumer_bench.py --python-parser ...       # end to end without the native encoder
+    python bench/consumer_bench.py --mix ...                 # a mixed stream (bench/mixed_stream_gen.py)
 
 Per round, on the same Elasticsearch:
 
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from access_log_gen import line as gen_line
+from mixed_stream_gen import make_mixed_records
 
 from consumer.app import ConsumerApp
 from consumer.bulk import BulkBatcher, BulkRequest, index_name, ingested_now
@@ -90,13 +92,13 @@ def make_records(n: int, run: str) -> list[LineRecord]:
     return out
 
 
-def config(args: argparse.Namespace, prefix: str, topic: str) -> ConsumerConfig:
+def config(args: argparse.Namespace, prefix: str, topic: str | list[str]) -> ConsumerConfig:
     return ConsumerConfig.model_validate(
         {
             "kafka": {
                 "bootstrap": args.kafka,
                 "group_id": f"{prefix}-g",
-                "topics": [topic],
+                "topics": topic if isinstance(topic, list) else [topic],
                 "dead_letter_topic": f"{prefix}-dlq",
                 "max_poll_records": args.actions,
             },
@@ -231,19 +233,20 @@ def shares_line(kind: str) -> str:
 async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> float:
     """Docs/s of the consumer indexing records already waiting in Kafka (also records its CPU per doc)."""
     prefix = f"bench-e2e-{uuid.uuid4().hex[:8]}"
-    topic = f"{prefix}-access"
+    topics = [f"{prefix}-{t}" for t in sorted({r.meta.log_type for r in records})]  # a topic per log type
     admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
     await admin.start()
-    await admin.create_topics([NewTopic(topic, num_partitions=args.partitions, replication_factor=1)])
+    await admin.create_topics([NewTopic(t, num_partitions=args.partitions, replication_factor=1) for t in topics])
     producer = AIOKafkaProducer(
         bootstrap_servers=args.kafka, acks="all", linger_ms=20, max_batch_size=1 << 20, compression_type="lz4"
     )
     await producer.start()
-    futs = [await producer.send(topic, value=r.value, key=r.key, headers=r.headers()) for r in records]
+    futs = [await producer.send(f"{prefix}-{r.meta.log_type}", value=r.value, key=r.key, headers=r.headers())
+            for r in records]
     await asyncio.gather(*futs)
     await producer.stop()
 
-    svc = ConsumerApp(config(args, prefix, topic), tune_gc=not args.default_gc)
+    svc = ConsumerApp(config(args, prefix, topics), tune_gc=not args.default_gc)
     first_fetch: list[float] = []
     phase: list[CpuShares] = []
     orig_ingest = svc.loop.ingest.records
@@ -277,7 +280,7 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord]) -> flo
         await es.indices.delete(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
         await remove_templates(es, prefix)
         await es.close()
-        await admin.delete_topics([topic, f"{prefix}-dlq"])
+        await admin.delete_topics([*topics, f"{prefix}-dlq"])
         await admin.close()
 
 
@@ -363,13 +366,16 @@ async def main() -> None:
     ap.add_argument("--default-gc", action="store_true", help="keep Python's default GC thresholds")
     ap.add_argument("--steps", action="store_true", help="only the per-step CPU cost, no services")
     ap.add_argument("--python-parser", action="store_true", help="end to end without the native encoder")
+    ap.add_argument("--mix", action="store_true",
+                    help="40%% JSON access, 40%% CRI stdout (some stack traces), 15%% app, 5%% spans")
     args = ap.parse_args()
     if args.steps:
         tune_gc()
         steps(args.lines)
         return
 
-    records = make_records(args.lines, uuid.uuid4().hex[:6])
+    run = uuid.uuid4().hex[:6]
+    records = make_mixed_records(args.lines, run) if args.mix else make_records(args.lines, run)
     if not args.default_gc:
         tune_gc()  # as `logpipe consume` does
     # Warm-up of both sides, not counted: Elasticsearch's JIT and caches (a freshly started node
@@ -397,7 +403,8 @@ async def main() -> None:
     ratios = sorted(x / y for x, y in zip(e2es, ceilings, strict=True))
     load = f"{os.getloadavg()[0]:.1f}"
     print(
-        f"lines={args.lines} actions={args.actions} bytes={args.bytes} concurrency={args.concurrency} "
+        f"{'mix ' if args.mix else ''}lines={args.lines} actions={args.actions} bytes={args.bytes} "
+        f"concurrency={args.concurrency} "
         f"refresh={args.refresh}: ceiling {c:,.0f} docs/s, end-to-end {e:,.0f} docs/s, "
         f"ratio of medians {e / c:.2f}, median ratio {statistics.median(ratios):.2f} (load {load}); "
         f"consumer CPU {statistics.median(CONSUMER_CPU_US):.0f} us/doc "

@@ -1,24 +1,36 @@
-"""Access logs (type ``access``): one JSON object per line -> an Elastic Common Schema document.
+"""Access logs (type ``access``): one JSON object per line, or a text line of a known nginx format.
 
 Fields come from the configured dialect (``logpipe/core/fields.py``, see ``fieldmap.py``); ``message``
 is the original line; ``@timestamp`` is the line's own time (with its offset), else the shipper's
-read time flagged ``timestamp_fallback``. A line that is not a JSON object is :class:`Unparseable`;
-a line that is one except for its encoding (bytes that are not UTF-8) is indexed, flagged
-``invalid_utf8`` (see ``encoding.py``).
+read time flagged ``timestamp_fallback``. A line starting with ``{`` or ``[`` that is not a JSON
+object is :class:`Unparseable`; a line that is one except for its encoding (bytes that are not
+UTF-8) is indexed, flagged ``invalid_utf8`` (see ``encoding.py``). Any other line is text: nginx
+``combined`` or ingress-nginx ``upstreaminfo`` (``access_text.py``) mapped by the same dialect, else
+kept as ``message`` and flagged ``unknown_format`` — unless it holds raw control bytes (nginx escapes
+them in text logs): such a line is garbage, :class:`Unparseable`.
 """
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
+from parsers.access_text import as_object, split_text
 from parsers.document import Draft
-from parsers.encoding import loads
+from parsers.encoding import decode_text, keep_original, loads
 from parsers.fieldmap import FieldMap
 from parsers.result import Parsed, Unparseable
+
+_JSON_START = (b"{", b"[", b"")
+# nginx writes control bytes of a text line as \xHH: a line holding raw ones is no text access line.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
 
 
 def parse_access(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed | Unparseable:
     """Map one access line; the reason of an :class:`Unparseable` names the byte and the problem."""
+    if value[:1] not in _JSON_START and value.lstrip()[:1] not in _JSON_START and not _CONTROL.search(value):
+        return parse_text_access(value, draft, fieldmap)
     try:
         obj, text = loads(value, draft)
     except orjson.JSONDecodeError as exc:
@@ -30,4 +42,23 @@ def parse_access(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed | Unp
         draft.fallback_time()
     # orjson accepted the bytes (or their replaced text), so they decode.
     draft.doc["message"] = (text if text is not None else value.decode()).rstrip("\r\n")
+    return Parsed(draft.finish(), "access")
+
+
+def parse_text_access(value: bytes, draft: Draft, fieldmap: FieldMap) -> Parsed:
+    """A text access line (never fails: a line of no known format is at least a message)."""
+    line = value.rstrip(b"\r\n")
+    split = split_text(line)
+    if split is None:
+        draft.flag("unknown_format")
+        draft.doc["message"] = decode_text(line, draft)
+        draft.fallback_time()
+        return Parsed(draft.finish(), "access")
+    bad_utf8 = [False]
+    obj = as_object(split[1], bad_utf8)
+    if bad_utf8[0]:
+        keep_original(value, draft)
+    if not fieldmap.apply(obj, draft, use_msg=False):
+        draft.fallback_time()
+    draft.doc["message"] = decode_text(line, draft)
     return Parsed(draft.finish(), "access")

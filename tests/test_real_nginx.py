@@ -5,6 +5,8 @@ Real requests over loopback, including what real clients send: bytes that are no
 redirects. ``logpipe ship`` -> Kafka -> ``logpipe consume`` -> Elasticsearch: the document count is
 the line count, and every document's status and path equal an independent reading of the file
 (Python's ``json`` on the line decoded with U+FFFD); ``logpipe query`` counts equal the same reading.
+nginx also writes the same requests in its ``combined`` text format into a second file: those
+documents' status and path equal a reading of the request line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -46,6 +49,23 @@ def independent_reading(log: Path) -> dict[int, tuple[int, str, bool]]:
     return out
 
 
+def independent_text_reading(log: Path) -> dict[int, tuple[int, str | None]]:
+    """offset -> (status, path) of each combined-format line: the request line's target up to "?",
+    nginx's \\xHH escapes undone, decoded with U+FFFD; None when nginx logged no request target."""
+    out: dict[int, tuple[int, str | None]] = {}
+    offset = 0
+    for line in log.read_bytes().split(b"\n")[:-1]:
+        parts = line.split(b'"')  # nginx escapes a quote inside a value as \x22: quotes only delimit
+        request, status = parts[1].split(b" "), int(parts[2].split()[0])
+        path = None
+        if len(request) == 3 and request[2].startswith(b"HTTP/"):
+            target = re.sub(rb"\\x([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]), request[1])
+            path = target.split(b"?", 1)[0].decode("utf-8", "replace")
+        out[offset] = (status, path)
+        offset += len(line) + 1
+    return out
+
+
 async def all_docs(es: AsyncElasticsearch, index: str) -> list[dict[str, object]]:
     await es.indices.refresh(index=index)
     resp = await es.search(index=index, size=10_000, query={"match_all": {}})
@@ -56,7 +76,8 @@ async def test_real_nginx_lines_are_indexed_exactly_and_query_agrees(
     pipeline: Pipeline, es_url: str, tmp_path: Path  # noqa: F811
 ) -> None:
     pod = pipeline.sim.add_pod("web")
-    nginx = Nginx(tmp_path / "nginx", pod.access_log)
+    text_log = pod.emptydir / "access_combined.log"  # nginx's combined format, the same requests
+    nginx = Nginx(tmp_path / "nginx", pod.access_log, text_log)
     nginx.start()
     try:
         statuses: Counter[int] = Counter()
@@ -72,6 +93,8 @@ async def test_real_nginx_lines_are_indexed_exactly_and_query_agrees(
     proxied = sum(1 for item in requests if not isinstance(item, bytes) and item[0] == b"/up")
     assert len(want) == REQUESTS + proxied  # a proxied request logs its backend request too
     lines_n = len(want)
+    want_text = independent_text_reading(text_log)
+    assert len(want_text) == lines_n
     assert sum(1 for _, _, utf8 in want.values() if not utf8) >= REQUESTS // 6  # the case under test
     assert any(path == "" for _, path, _ in want.values())
 
@@ -80,10 +103,19 @@ async def test_real_nginx_lines_are_indexed_exactly_and_query_agrees(
     es = AsyncElasticsearch(es_url)
     try:
         index = f"{pipeline.name}-access-*"
-        assert await wait_count(es, index, lines_n, pipeline) == lines_n
+        assert await wait_count(es, index, 2 * lines_n, pipeline) == 2 * lines_n
         await asyncio.sleep(1.0)
-        assert await wait_count(es, index, lines_n, pipeline) == lines_n  # and no more
+        assert await wait_count(es, index, 2 * lines_n, pipeline) == 2 * lines_n  # and no more
         docs = await all_docs(es, index)
+        text_docs = [d for d in docs if d["log"]["file"]["path"].endswith("access_combined.log")]  # type: ignore[index]
+        got_text = {d["log"]["offset"]: d for d in text_docs}  # type: ignore[index]
+        assert set(got_text) == set(want_text)
+        for offset, (status, path) in want_text.items():
+            doc = got_text[offset]
+            assert doc["http"]["response"]["status_code"] == status, doc  # type: ignore[index]
+            assert doc.get("url", {}).get("path") == path, doc  # type: ignore[attr-defined]
+            assert "unknown_format" not in doc["logpipe"].get("flags", [])  # type: ignore[attr-defined]
+        docs = [d for d in docs if d not in text_docs]
         got = {d["log"]["offset"]: d for d in docs}  # type: ignore[index]
         assert set(got) == set(want)
         lines = pod.access_log.read_bytes().split(b"\n")

@@ -709,7 +709,7 @@ def test_reference_is_the_consumer_path() -> None:
     assert doc["http"]["response"]["status_code"] == 404 and doc["event"]["duration"] == 12_000_000
     assert doc["url"] == {"path": "/a", "query": "b=1"} and doc["event"]["ingested"] == INGESTED
     assert tail == b""
-    assert reference(b"not json", shipper_headers(), INGESTED, "logpipe") is None
+    assert reference(b"{not json", shipper_headers(), INGESTED, "logpipe") is None  # dead-lettered
 
 
 @pytest.mark.parametrize("name", list(SETUPS))
