@@ -59,7 +59,7 @@ from logpipe.cli.consume import tune_gc
 from logpipe.core.envelope import LineRecord, SourceMeta, decode_headers, document_id
 from logpipe.dev.services.paths import DevPaths
 from logpipe.dev.services.processes import PidRecord
-from parsers import LineParser, Parsed
+from parsers import LineParser, Many, Parsed
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder
 from parsers.fieldmap import FieldMap
 
@@ -112,30 +112,32 @@ def config(args: argparse.Namespace, prefix: str, topic: str | list[str]) -> Con
 
 
 def prebuilt_bodies(records: list[LineRecord], prefix: str, args: argparse.Namespace) -> list[BulkRequest]:
-    parser = LineParser(None)
+    parser = LineParser(None, index_prefix=prefix)  # as the consumer builds it
     batcher = BulkBatcher(args.bytes, args.actions)
     out: list[BulkRequest] = []
     now = time.time()
     for i, r in enumerate(records):
         res = parser.parse(r.value, decode_headers(r.headers()))
-        assert isinstance(res, Parsed), res
-        w = Work(
-            topic="t",
-            partition=0,
-            generation=1,
-            offsets=[i],
-            raw=r.value,
-            headers=[],
-            key=None,
-            kafka_offset=i,
-            doc=res.doc,
-            log_type=res.log_type,
-            index=index_name(prefix, res.log_type, res.doc, now),
-            doc_id=document_id(r.meta.file_id, r.offset),
-        )
-        closed = batcher.add(w)
-        if closed is not None:
-            out.append(closed)
+        parts = res.parts if isinstance(res, Many) else (res,)  # a span: its document and its service's
+        for j, part in enumerate(parts):
+            assert isinstance(part, Parsed), part
+            w = Work(
+                topic="t",
+                partition=0,
+                generation=1,
+                offsets=[i],
+                raw=r.value,
+                headers=[],
+                key=None,
+                kafka_offset=i,
+                doc=part.doc,
+                log_type=part.log_type,
+                index=part.index or index_name(prefix, part.log_type, part.doc, now),
+                doc_id=part.doc_id or document_id(r.meta.file_id, r.offset if len(parts) == 1 else f"{r.offset}/{j}"),
+            )
+            closed = batcher.add(w)
+            if closed is not None:
+                out.append(closed)
     last = batcher.take()
     if last is not None:
         out.append(last)

@@ -143,3 +143,13 @@ async def test_real_nginx_lines_are_indexed_exactly_and_query_agrees(
     bad = sum(1 for _, _, utf8 in want.values() if not utf8)
     assert f"{bad} lines not UTF-8 decoded with replacement".encode() in proc.stderr
     assert b"malformed" not in proc.stderr
+
+    # and over the combined text log of the same requests
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "logpipe.cli.main", "query", str(text_log), "--by", "status,path", "--format", "json"],
+        capture_output=True, check=True,
+    )
+    counts = Counter({(r["status"], r["path"]): r["count"] for r in map(orjson.loads, proc.stdout.splitlines())})
+    assert counts == Counter(want_text.values())
+    assert b"malformed" not in proc.stderr

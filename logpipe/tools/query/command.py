@@ -49,6 +49,7 @@ examples:
 Field names: short (status, path, request_time [s], time), ECS (url.path, event.duration [ns],
 @timestamp) or raw keys of the log (latency, uri, ...). Malformed lines are skipped and counted
 on stderr; lines not UTF-8 are decoded with replacement (U+FFFD), counted, and said so on stderr.
+Text logs in nginx's combined or ingress-nginx's upstreaminfo format are read with the same fields.
 Output is a table on a terminal and JSON lines when piped. Time ranges are
 [--from, --to) on the log's own timestamp, the same as in `logpipe search`.
 """
@@ -122,6 +123,7 @@ def run(o: QueryOptions) -> int:
     from logpipe.tools.query.engine import Engine, Malformed, QuerySpec
     from logpipe.tools.query.inputs import InputError, resolve
     from logpipe.tools.query.output import write
+    from logpipe.tools.query.text_inputs import convert_text_inputs
     from logpipe.tools.timerange import TimeSpecError, time_range
 
     if o.fmt is not None and o.fmt not in FORMATS:
@@ -149,6 +151,7 @@ def run(o: QueryOptions) -> int:
         )
         dialect = _dialect(o.dialect, o.config)
         inputs = resolve(o.files)
+        convert_text_inputs(inputs)  # nginx combined / ingress upstreaminfo files: read as JSON lines
         progress = sys.stderr.isatty() and inputs.total_bytes > 64 << 20
         engine = Engine(inputs, dialect, progress=progress)
         if o.report:
