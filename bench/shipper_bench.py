@@ -1,15 +1,23 @@
-"""Shipper benchmark: files -> Kafka, ``logpipe ship`` side by side with rsyslog (imfile -> omkafka).
+"""Shipper benchmark: files -> Kafka, ``logpipe ship`` beside the OpenTelemetry Collector and rsyslog.
 
-    python bench/shipper_bench.py [--lines 1000000] [--files 4] [--bootstrap 127.0.0.1:9092]
-                                  [--rss-files 1000] [--skip-rsyslog]
+    python bench/shipper_bench.py [--lines 1000000] [--files 4] [--rounds 3] [--bootstrap 127.0.0.1:9092]
+                                  [--rss-files 1000] [--skip-rsyslog] [--skip-otelcol]
 
-Both shippers read the same generated JSON access-log files (``bench/access_log_gen.py``, ~330 bytes
-a line) from their beginning and produce to the same local broker, each into its own fresh topic,
-with acks=all (rsyslog: lz4; ``logpipe ship``: its default, zstd level 1, or ``--compression``). The
-clock runs from the process start until the last line is acknowledged: for ``logpipe ship`` from its
-``lines_acked`` counter (its checkpointing is on, as in production); for rsyslog from the sum of the
-topic's end offsets. rsyslog runs as a child in the foreground (``rsyslogd -n -f``) with its own
-config, work directory and pid file; it needs Debian's ``rsyslog`` and ``rsyslog-kafka`` packages.
+All three read the same generated JSON access-log files (``bench/access_log_gen.py``, ~330 bytes a
+line) from their beginning and produce to the same local broker, each into its own fresh topic, with
+acks=all and their checkpoints on:
+
+- ``logpipe ship``: its defaults (zstd level 1, idempotent; ``--compression`` to change), registry on;
+- the OpenTelemetry Collector: filelog receiver (``start_at: beginning``, offsets in the
+  ``file_storage`` extension) -> kafka exporter (``encoding: raw``: one record per line, acks all,
+  zstd), built once from the Go module proxy by ``bench/otelcol_build.py`` and cached;
+- rsyslog: ``imfile`` (inotify, its state files) -> ``omkafka`` (librdkafka, lz4, acks -1); needs
+  Debian's ``rsyslog`` and ``rsyslog-kafka`` packages.
+
+Rounds rotate the order (the machine is shared and noisy). The clock runs from the process start
+until the last line is acknowledged: for ``logpipe ship`` from its ``lines_acked`` counter; for the
+others from the sum of the topic's end offsets. Each process's CPU time (user + system, all its
+threads, from ``/proc/<pid>/stat``) is read at that moment and divided by the lines: CPU per line.
 
 Then ``logpipe ship`` tails ``--rss-files`` files (10 lines each) and its resident memory is read
 from ``/proc`` once every line is acknowledged (``VmRSS``, and the peak ``VmHWM``).
@@ -23,6 +31,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,9 +42,12 @@ from pathlib import Path
 
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from access_log_gen import line as access_line
+from otelcol_build import build as build_otelcol
 
 RSYSLOG_CONF = """\
 global(workDirectory="{work}" maxMessageSize="64k")
@@ -77,6 +89,53 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+OTELCOL_CONF = """\
+extensions:
+  file_storage:
+    directory: {storage}
+receivers:
+  file_log:
+    include: ["{glob}"]
+    start_at: beginning
+    storage: file_storage
+    retry_on_failure:  # back-pressure instead of dropping lines when the exporter's queue is full
+      enabled: true
+      initial_interval: 50ms
+      max_interval: 1s
+      max_elapsed_time: 0s
+exporters:
+  kafka:
+    brokers: ["{bootstrap}"]
+    logs:
+      topic: {topic}
+      encoding: raw
+    producer:
+      required_acks: -1
+      compression: zstd
+    sending_queue:
+      block_on_overflow: true
+service:
+  extensions: [file_storage]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+  pipelines:
+    logs:
+      receivers: [file_log]
+      exporters: [kafka]
+"""
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
@@ -84,24 +143,27 @@ def metric(port: int, name: str) -> float:
 
 
 def run_logpipe(root: Path, bootstrap: str, prefix: str, expected: int, timeout: float,
-                compression: str = "zstd") -> dict[str, float]:
-    """Start ``logpipe ship`` on ``root``; return seconds to the last ack, and RSS."""
+                compression: str = "zstd", work: Path | None = None, tree: str | None = None) -> dict[str, float]:
+    """Start ``logpipe ship`` on ``root`` (its registry and config in ``work``); seconds to the last ack, RSS, CPU."""
+    work = work or root
+    work.mkdir(parents=True, exist_ok=True)
     cfg = {
         "node_name": "bench",
         "pods_root": str(root / "pods"),
         "logs_root": str(root / "logs"),
-        "registry": {"path": str(root / "registry.json")},
+        "registry": {"path": str(work / "registry.json")},
         "kafka": {"bootstrap": bootstrap, "compression": compression},
         "rules": {"topic_prefix": prefix},
         "pod_metadata": {"kubernetes_api": "off"},
         "http": {"host": "127.0.0.1", "port": 0},
         "log_level": "warning",
     }
-    (root / "shipper.yaml").write_text(yaml.safe_dump(cfg))
+    (work / "shipper.yaml").write_text(yaml.safe_dump(cfg))
     t0 = time.monotonic()
+    env = {**os.environ, "PYTHONPATH": tree} if tree else None  # another build of logpipe (--compare-tree)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "logpipe.cli.main", "ship", "--config", str(root / "shipper.yaml")],
-        stdout=subprocess.PIPE, stderr=open(root / "shipper.stderr", "wb"),
+        [sys.executable, "-m", "logpipe.cli.main", "ship", "--config", str(work / "shipper.yaml")],
+        stdout=subprocess.PIPE, stderr=open(work / "shipper.stderr", "wb"), env=env,
     )
     assert proc.stdout is not None
     port = int(proc.stdout.readline().split(b"=", 1)[1])
@@ -114,64 +176,123 @@ def run_logpipe(root: Path, bootstrap: str, prefix: str, expected: int, timeout:
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
         rss, hwm = rss_mb(proc.pid)
+        cpu = cpu_seconds(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    return {"seconds": elapsed, "lines": acked, "rss_mb": rss, "hwm_mb": hwm}
+    return {"seconds": elapsed, "lines": acked, "rss_mb": rss, "hwm_mb": hwm, "cpu_s": cpu}
 
 
-async def topic_count(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = cluster.partitions_for_topic(topic) or set()
-        if not parts:
+class TopicCounter:
+    """Records in a topic (the sum of its partitions' end offsets), through one long-lived consumer."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._runner = asyncio.Runner()
+        self._c, self._admin = self._runner.run(self._start(bootstrap))
+
+    @staticmethod
+    async def _start(bootstrap: str) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await c.start()
+        await admin.start()
+        return c, admin
+
+    def count(self, topic: str) -> int:
+        """The topic's records; 0 while it does not exist yet or its leaders are being elected."""
+        return self._runner.run(self._count(topic))
+
+    async def _count(self, topic: str) -> int:
+        try:
+            (desc,) = await self._admin.describe_topics([topic])
+            parts = [p["partition"] for p in desc.get("partitions", [])] if not desc.get("error_code") else []
+            if not parts:
+                return 0
+            ends = await self._c.end_offsets([TopicPartition(topic, p) for p in parts])
+            return sum(ends.values())
+        except KafkaError:
             return 0
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-        return sum(ends.values())
+
+    def close(self) -> None:
+        self._runner.run(self._c.stop())
+        self._runner.run(self._admin.close())
+        self._runner.close()
+
+
+def run_counted(argv: list[str], root: Path, name: str, bootstrap: str, topic: str, expected: int,
+                timeout: float) -> dict[str, float]:
+    """Run a peer shipper (``argv``) until ``topic`` holds ``expected`` records; seconds, RSS, CPU."""
+    counter = TopicCounter(bootstrap)
+    t0 = time.monotonic()
+    stderr = root / f"{name}.stderr"
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(stderr, "wb"))
+    got, last_change, elapsed, cpu = 0, t0, 0.0, 0.0
+    rss = hwm = 0.0
+    try:
+        while time.monotonic() - t0 < timeout:
+            n = counter.count(topic)
+            now = time.monotonic()
+            if n > got:
+                got, last_change, elapsed = n, now, now - t0
+                cpu = cpu_seconds(proc.pid)
+                rss, hwm = rss_mb(proc.pid)
+            if got >= expected or (got and now - last_change > 5):  # done, or no progress for 5 s
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited: {stderr.read_text()[-2000:]}")
+            time.sleep(0.1)
     finally:
-        await consumer.stop()
+        counter.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return {"seconds": elapsed, "lines": got, "rss_mb": rss, "hwm_mb": hwm, "cpu_s": cpu}
 
 
 def run_rsyslog(vol: Path, root: Path, bootstrap: str, topic: str, expected: int, timeout: float) -> dict[str, float]:
-    """Start rsyslogd (imfile -> omkafka) in the foreground on the same files; seconds to the last ack."""
+    """rsyslogd (imfile -> omkafka) in the foreground on the files, its own work dir and pid file."""
+    root.mkdir(parents=True)
     work = root / "rsyslog-work"
     work.mkdir()
     conf = root / "rsyslog.conf"
     conf.write_text(RSYSLOG_CONF.format(work=work, glob=f"{vol}/*.log", bootstrap=bootstrap, topic=topic))
-    t0 = time.monotonic()
-    proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(conf), "-i", str(root / "rsyslog.pid")],
-                            stdout=subprocess.DEVNULL, stderr=open(root / "rsyslog.stderr", "wb"))
-    got, last_change, elapsed = 0, t0, 0.0
-    try:
-        while time.monotonic() - t0 < timeout:
-            n = asyncio.run(topic_count(bootstrap, topic))
-            now = time.monotonic()
-            if n != got:
-                got, last_change, elapsed = n, now, now - t0
-            if got >= expected or (got and now - last_change > 5):  # done, or no progress for 5 s
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"rsyslogd exited: {(root / 'rsyslog.stderr').read_text()[-2000:]}")
-            time.sleep(0.1)
-        rss, hwm = rss_mb(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-    return {"seconds": elapsed, "lines": got, "rss_mb": rss, "hwm_mb": hwm}
+    return run_counted(["rsyslogd", "-n", "-f", str(conf), "-i", str(root / "rsyslog.pid")], root, "rsyslog",
+                       bootstrap, topic, expected, timeout)
+
+
+def run_otelcol(binary: Path, vol: Path, root: Path, bootstrap: str, topic: str, expected: int,
+                timeout: float) -> dict[str, float]:
+    """The Collector (filelog -> kafka, file_storage checkpoints) on the files."""
+    root.mkdir(parents=True)
+    storage = root / "storage"
+    storage.mkdir()
+    conf = root / "otelcol.yaml"
+    conf.write_text(OTELCOL_CONF.format(storage=storage, glob=f"{vol}/*.log", bootstrap=bootstrap, topic=topic))
+    return run_counted([str(binary), "--config", f"file:{conf}"], root, "otelcol", bootstrap, topic, expected,
+                       timeout)
+
+
+def rate(r: dict[str, float]) -> float:
+    return r["lines"] / r["seconds"] if r["seconds"] else 0.0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; each rotates which shipper goes first")
     ap.add_argument("--bootstrap", default=os.environ.get("LOGPIPE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     ap.add_argument("--rss-files", type=int, default=1000)
     ap.add_argument("--skip-rsyslog", action="store_true")
+    ap.add_argument("--skip-otelcol", action="store_true")
+    ap.add_argument("--compare-tree", metavar="DIR",
+                    help="also run logpipe ship from another source tree (e.g. a git archive of an older commit)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--compression", default="zstd", choices=["zstd", "lz4", "none"],
-                    help="logpipe ship's kafka.compression (rsyslog always uses lz4)")
+                    help="logpipe ship's kafka.compression (rsyslog always uses lz4, the Collector zstd)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="shipper-bench-"))
     run = uuid.uuid4().hex[:8]
@@ -181,19 +302,49 @@ def main() -> None:
         mb = nbytes / 1e6
         print(f"load average before: {os.getloadavg()}")
         print(f"input: {expected} lines, {mb:.1f} MB in {args.files} files ({nbytes / expected:.0f} B/line)")
-        rows = []
-        if not args.skip_rsyslog and shutil.which("rsyslogd"):
-            r = run_rsyslog(vol, tmp, args.bootstrap, f"bench-rsyslog-{run}", expected, args.timeout)
-            rows.append(("rsyslog 8 imfile -> omkafka", r))
-        r = run_logpipe(tmp / "tree", args.bootstrap, f"bench-{run}-", expected, args.timeout, args.compression)
-        rows.append(("logpipe ship", r))
-        print(f"{'shipper':32} {'lines':>9} {'seconds':>8} {'lines/s':>10} {'MB/s':>7} {'RSS MB':>7}")
-        for name, r in rows:
-            print(f"{name:32} {int(r['lines']):>9} {r['seconds']:>8.2f} {r['lines'] / r['seconds']:>10.0f} "
-                  f"{mb * r['lines'] / expected / r['seconds']:>7.1f} {r['hwm_mb']:>7.0f}")
-        if len(rows) == 2:
-            ratio = (rows[1][1]["lines"] / rows[1][1]["seconds"]) / (rows[0][1]["lines"] / rows[0][1]["seconds"])
-            print(f"logpipe ship / rsyslog throughput: {ratio:.2f}x")
+        shippers: dict[str, object] = {"logpipe ship": None}
+        if args.compare_tree:
+            shippers["logpipe ship (compare tree)"] = args.compare_tree
+        if not args.skip_otelcol:
+            shippers["otelcol filelog -> kafka"] = build_otelcol()
+        if not args.skip_rsyslog:
+            if shutil.which("rsyslogd"):
+                shippers["rsyslog imfile -> omkafka"] = None
+            else:
+                print("rsyslogd not found (apt-get install rsyslog rsyslog-kafka): rsyslog skipped")
+        names = list(shippers)
+        results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+        print(f"{'round':>5} {'shipper':28} {'lines':>9} {'seconds':>8} {'lines/s':>10} {'MB/s':>7} "
+              f"{'peak RSS MB':>11} {'CPU us/line':>11}")
+        for rnd in range(args.rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for name in order:
+                slug = "compare" if "compare" in name else name.split()[0]
+                where = tmp / f"r{rnd}-{slug}"
+                topic = f"bench-{run}-r{rnd}-{slug}"
+                if name.startswith("logpipe ship"):
+                    r = run_logpipe(tmp / "tree", args.bootstrap, f"{topic}-", expected, args.timeout,
+                                    args.compression, work=where, tree=args.compare_tree if "compare" in name else None)
+                elif name.startswith("otelcol"):
+                    binary = shippers[name]
+                    assert isinstance(binary, Path)
+                    r = run_otelcol(binary, vol, where, args.bootstrap, topic, expected, args.timeout)
+                else:
+                    r = run_rsyslog(vol, where, args.bootstrap, topic, expected, args.timeout)
+                results[name].append(r)
+                print(f"{rnd + 1:>5} {name:28} {int(r['lines']):>9} {r['seconds']:>8.2f} {rate(r):>10.0f} "
+                      f"{mb * r['lines'] / expected / r['seconds']:>7.1f} {r['hwm_mb']:>11.0f} "
+                      f"{1e6 * r['cpu_s'] / max(r['lines'], 1):>11.2f}", flush=True)
+        print("\nmedians over the rounds:")
+        med = {n: statistics.median(rate(r) for r in rs) for n, rs in results.items()}
+        for n, rs in results.items():
+            cpu = statistics.median(1e6 * r["cpu_s"] / max(r["lines"], 1) for r in rs)
+            hwm = max(r["hwm_mb"] for r in rs)
+            print(f"  {n:28} {med[n]:>10.0f} lines/s  CPU {cpu:.2f} us/line  peak RSS {hwm:.0f} MB")
+        for peer in names[1:]:
+            per_round = " ".join(f"{rate(a) / rate(b):.2f}" for a, b in zip(results["logpipe ship"], results[peer],
+                                                                              strict=True))
+            print(f"logpipe ship / {peer}: {med['logpipe ship'] / med[peer]:.2f}x (rounds: {per_round})")
         if args.rss_files:
             many = tmp / "many"
             rng = random.Random(2)

@@ -5,7 +5,8 @@ holds ``batch_max_lines`` lines or ``batch_max_bytes`` bytes, or ``linger`` has 
 batch registers, per stream, the byte range it covers with the stream's
 :class:`~logpipe.core.acks.OrderedAcks` and is sent; at most ``max_batches_in_flight`` sends run at once.
 Lines travel as :class:`~logpipe.core.envelope.LineRun` s (one object per read, not per line), cut where a
-batch is full; a sink with ``send_runs`` gets them as they are, others get ``LineRecord`` s.
+batch is full; a sink with ``send_runs`` gets them as they are, others get ``LineRecord`` s. One
+retry loop (:meth:`Pipeline._send_until_done`) serves both kinds of sink:
 
 - DELIVERED: ``on_delivered(batch)`` is called; it is the ack path, the only place checkpoints move.
 - ERRORED: sent again, forever, with exponential backoff (a broker outage pauses shipping, it never
@@ -27,8 +28,9 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from logpipe.core.delivery import BatchStatus
 from logpipe.core.envelope import LineRecord, LineRun
@@ -210,11 +212,7 @@ class Pipeline:
     async def _deliver(self, b: Batch) -> None:
         if b.runs:
             async with self._slots:
-                send_runs = getattr(self.sink, "send_runs", None)
-                if send_runs is not None:
-                    await self._send_runs_until_done(send_runs, b)
-                else:
-                    await self._send_until_done(b.records, b)
+                await self._send_until_done(b.runs, b)
         self._add_inflight(-b.nbytes)
         try:
             self._on_delivered(b)
@@ -222,37 +220,22 @@ class Pipeline:
             log.exception("ack path failed")
             raise
 
-    async def _send_runs_until_done(self, send_runs: Callable[[list[LineRun]], Awaitable[BatchStatus]],
-                                    b: Batch) -> None:
-        """The fast path (``Sink.send_runs``): like :meth:`_send_until_done`, without an object per line."""
-        attempt = 0
-        while True:
-            attempt += 1
-            b.attempts += 1
-            try:
-                status = await send_runs(b.runs)
-                error = ""
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a sink bug or an unexpected client error: treat as transient
-                status, error = BatchStatus.ERRORED, f"{type(exc).__name__}: {exc}"
-            self.heartbeat.beat()
-            if status is BatchStatus.DELIVERED:
-                telemetry.BatchAcked(self.sink.name, b.nlines, attempt).emit()
-                return
-            if status is BatchStatus.REJECTED:
-                await self._split_rejected(b.records, b)
-                return
-            await self._backoff(attempt, b.nlines, error)
+    async def _send(self, runs: list[LineRun]) -> BatchStatus:
+        """One attempt: runs to a sink with ``send_runs``, else their lines as records."""
+        send_runs = getattr(self.sink, "send_runs", None)
+        if send_runs is not None:
+            return cast(BatchStatus, await send_runs(runs))
+        return await self.sink.send([r for run in runs for r in run.records()])
 
-    async def _send_until_done(self, records: list[LineRecord], b: Batch) -> None:
-        """Send ``records`` until each is delivered or dead-lettered (ERRORED: again, forever)."""
+    async def _send_until_done(self, runs: list[LineRun], b: Batch) -> None:
+        """Send ``runs`` until each line is delivered or dead-lettered (ERRORED: again, forever)."""
+        nlines = sum(len(run) for run in runs)
         attempt = 0
         while True:
             attempt += 1
             b.attempts += 1
             try:
-                status = await self.sink.send(records)
+                status = await self._send(runs)
                 error = ""
             except asyncio.CancelledError:
                 raise
@@ -260,12 +243,12 @@ class Pipeline:
                 status, error = BatchStatus.ERRORED, f"{type(exc).__name__}: {exc}"
             self.heartbeat.beat()
             if status is BatchStatus.DELIVERED:
-                telemetry.BatchAcked(self.sink.name, len(records), attempt).emit()
+                telemetry.BatchAcked(self.sink.name, nlines, attempt).emit()
                 return
             if status is BatchStatus.REJECTED:
-                await self._split_rejected(records, b)
+                await self._split_rejected(runs, b)
                 return
-            await self._backoff(attempt, len(records), error)
+            await self._backoff(attempt, nlines, error)
 
     async def _backoff(self, attempt: int, nlines: int, error: str) -> None:
         delay = min(self.limits.retry_max, self.limits.retry_initial * (2 ** min(attempt - 1, 16)))
@@ -273,10 +256,11 @@ class Pipeline:
         telemetry.BatchSendFailed(self.sink.name, nlines, attempt, round(delay, 3), error or "errored").emit()
         await asyncio.sleep(delay)
 
-    async def _split_rejected(self, records: list[LineRecord], b: Batch) -> None:
+    async def _split_rejected(self, runs: list[LineRun], b: Batch) -> None:
+        records = [r for run in runs for r in run.records()]
         if len(records) > 1:
             for r in records:
-                await self._send_until_done([r], b)
+                await self._send_until_done([LineRun.of(r)], b)
             return
         r = records[0]
         telemetry.LineDeadLettered(r.meta.path, r.meta.log_type, r.offset, "rejected").emit()
@@ -284,7 +268,7 @@ class Pipeline:
             return  # the dead-letter topic refused it too: logged and counted above, nothing more to do
         dl = LineRecord(r.meta, r.offset, r.value[: self.limits.dead_letter_max_bytes], r.read_ts_ms,
                         (*dead_letter_flags("rejected"), *r.flags), r.topic)
-        await self._send_until_done([dl], b)
+        await self._send_until_done([LineRun.of(dl)], b)
 
     # --- linger and shutdown --------------------------------------------------------------------
 

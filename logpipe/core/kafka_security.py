@@ -331,7 +331,9 @@ def diagnose(exc: BaseException, sec: KafkaSecurity, bootstrap: str, logged: lis
         return f"{where}: the broker does not enable {sec.sasl_mechanism} — fix: set kafka.sasl_mechanism to one it has"
     if "IllegalSaslState" in text:
         return f"{where}: the listener expects SASL — fix: set kafka.security_protocol SASL_SSL with sasl_* keys"
-    if sec.uses_tls and not sec.ssl_certfile and "closed" in text:
+    if sec.uses_tls and not sec.ssl_certfile and any(
+        w in text for w in ("closed", "alert bad certificate", "certificate required")  # aiokafka, librdkafka
+    ):
         return (
             f"{where}: the broker closed the TLS connection — fix: it probably requires a client certificate: "
             "set kafka.ssl_certfile and kafka.ssl_keyfile (mutual TLS), or use its SASL_SSL port"

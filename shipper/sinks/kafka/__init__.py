@@ -1,4 +1,6 @@
-"""The Kafka sink: ``config.py`` (what operators set) and ``sink.py`` (the only module that talks to aiokafka)."""
+"""The Kafka sink: ``config.py`` (what operators set), ``wire.py`` (topic, key, headers, value of a
+line), ``sink.py`` (batches and their acks) and ``service.py`` (the only module that talks to the
+Kafka client, confluent-kafka)."""
 
 from shipper.sinks.kafka.config import KafkaSinkConfig
 

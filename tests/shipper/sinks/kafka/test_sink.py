@@ -1,4 +1,4 @@
-"""The Kafka sink: headers, topics, partitions by Component, and delivery against the real broker."""
+"""The Kafka sink against the real broker: records, headers, partitions by Component, rejection."""
 
 from __future__ import annotations
 
@@ -8,30 +8,16 @@ import os
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from consumer.ownership import partition_of
 from logpipe.core.delivery import BatchStatus
 from logpipe.core.envelope import LineRecord, LineRun, SourceMeta, decode_headers
 from shipper.sinks.kafka.config import KafkaSinkConfig
-from shipper.sinks.kafka.sink import KafkaSink, _HeaderCache, record_headers
+from shipper.sinks.kafka.sink import KafkaSink
 
 
 def meta(component: str = "web", log_type: str = "access") -> SourceMeta:
     return SourceMeta("node-1", "default", f"{component}-7d4b9c-x2x9z", "uid-1", "", component, log_type,
                       "/pods/uid-1/volumes/kubernetes.io~empty-dir/logs/access.log", "fingerprint::00ff")
-
-
-def test_record_headers_equal_line_record_headers() -> None:
-    cache = _HeaderCache()
-    m = meta()
-    for r in (LineRecord(m, 12, b"x", 1700000000000), LineRecord(m, 99, b"y", 1700000000001, ("truncated",))):
-        assert record_headers(cache, r) == r.headers()
-
-
-def test_dead_letters_go_to_the_dead_letter_topic_and_others_by_rule_or_type() -> None:
-    sink = KafkaSink(KafkaSinkConfig(topics={"app": "apps"}))
-    assert sink.topic_of(LineRecord(meta(), 0, b"", 0, topic="custom")) == "custom"
-    assert sink.topic_of(LineRecord(meta(log_type="app"), 0, b"", 0)) == "apps"
-    assert sink.topic_of(LineRecord(meta(), 0, b"", 0)) == "logpipe-access"
-    assert sink.topic_of(LineRecord(meta(), 0, b"", 0, ("deadletter", "reason:rejected"))) == "logpipe-deadletter"
 
 
 def test_bad_bootstrap_names_the_fix() -> None:
@@ -117,3 +103,34 @@ async def test_runs_are_delivered_in_order_with_the_headers_of_their_lines(kafka
     (dl,) = await consume(kafka_bootstrap, f"{unique_name}-dl", 1)
     assert dl.value == b"too long"  # type: ignore[attr-defined]
     assert decode_headers(dl.headers)["lp.flags"] == "deadletter,reason:line_too_long,truncated"  # type: ignore[attr-defined]
+
+
+def test_a_compression_level_the_client_cannot_honour_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"remove kafka\.compression_level"):
+        KafkaSinkConfig(compression_level=1)
+
+
+@pytest.mark.integration
+async def test_a_component_lands_in_the_partition_the_consumer_expects(kafka_bootstrap: str,
+                                                                       unique_name: str) -> None:
+    components = [f"svc-{i}" for i in range(12)]
+    sink = KafkaSink(KafkaSinkConfig(bootstrap=kafka_bootstrap, partitions=4))
+    await sink.start()
+    try:
+        recs = [LineRecord(meta(c), 0, c.encode(), 1700000000000, topic=unique_name) for c in components]
+        assert await sink.send(recs) is BatchStatus.DELIVERED
+    finally:
+        await sink.close()
+    msgs = await consume(kafka_bootstrap, unique_name, len(components))
+    got = {m.value.decode(): m.partition for m in msgs}  # type: ignore[attr-defined]
+    assert got == {c: partition_of(c, [0, 1, 2, 3]) for c in components}
+    assert len(set(got.values())) > 1
+
+
+@pytest.mark.integration
+async def test_no_broker_means_start_fails_and_sends_error(unique_name: str) -> None:
+    sink = KafkaSink(KafkaSinkConfig(bootstrap="127.0.0.1:1", request_timeout=1))
+    with pytest.raises(Exception):  # noqa: B017 - the client's own exception type
+        await sink.start()
+    assert not sink.connected
+    assert await sink.send_runs([LineRun(meta(), 0, [b"x"], 0, 1, topic=unique_name)]) is BatchStatus.ERRORED
