@@ -35,12 +35,14 @@ def test_the_consumer_decodes_the_headers_back_to_the_source() -> None:
     m = run.meta
     assert value == b"x"
     assert h == {
+        "lp.v": str(ev.ENVELOPE_VERSION),
         "lp.node": m.node, "lp.namespace": m.namespace, "lp.pod": m.pod, "lp.pod_uid": m.pod_uid,
         "lp.container": m.container, "lp.component": m.component, "lp.type": m.log_type, "lp.path": m.path,
         "lp.offset": "42", "lp.file_id": m.file_id, "lp.read_ts": "1700000000123", "lp.flags": "truncated",
     }
-    assert [k for k, _ in headers][:9] == [ev.H_NODE, ev.H_NAMESPACE, ev.H_POD, ev.H_POD_UID, ev.H_CONTAINER,
-                                           ev.H_COMPONENT, ev.H_TYPE, ev.H_PATH, ev.H_OFFSET]
+    assert ev.envelope_version(h) == ev.ENVELOPE_VERSION
+    assert [k for k, _ in headers][:10] == [ev.H_VERSION, ev.H_NODE, ev.H_NAMESPACE, ev.H_POD, ev.H_POD_UID,
+                                            ev.H_CONTAINER, ev.H_COMPONENT, ev.H_TYPE, ev.H_PATH, ev.H_OFFSET]
 
 
 def test_key_is_the_component() -> None:
