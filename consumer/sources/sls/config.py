@@ -18,7 +18,14 @@ def _default_consumer_name() -> str:
 
 
 class SlsSourceConfig(SlsCredentials):
-    """Which logstores to read, as which consumer group member, and how fast."""
+    """Which logstores to read, as which consumer group member, and how fast.
+
+    For a real SLS project: ``endpoint`` is the region's host (``cn-hangzhou.log.aliyuncs.com``, or
+    its ``-intranet`` form inside the region), ``project`` yours, and the credentials an AccessKey or
+    STS token allowed to read the logstores, use the consumer group and write the dead-letter
+    logstore (see ``examples/consumer-sls.yaml``). Checkpoints advance only over what Elasticsearch
+    accepted or what was dead-lettered; replicas share the shards of every logstore.
+    """
 
     type: Literal["sls"] = "sls"
     """Selects this source in the consumer config."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,9 @@ from consumer.sources.sls.records import SlsRecord, log_records
 from consumer.sources.sls.service import Pulled, SlsCallError, SlsConsumerService
 
 log = logging.getLogger("logpipe.consumer.sls")
+
+EMPTY_PULL_PAUSE = 0.2
+"""Seconds a shard waits after a pull that found nothing new."""
 
 SHIFT = 32
 """Offsets are ``batch << SHIFT | index in batch``: a PullLogs answer holds far fewer than 2**32 logs."""
@@ -54,6 +58,8 @@ class _Shard:
     next_seq: int = 0
     batches: dict[int, _Batch] = field(default_factory=dict)
     pulling: asyncio.Task[Pulled] | None = None
+    idle_until: float = 0.0
+    """After an empty pull the shard waits a little before the next (SLS counts every request)."""
     saved: str = ""
     """The last checkpoint saved."""
 
@@ -155,7 +161,11 @@ class SlsSource:
             return {}
         self._start_pulls()
         pending = [st.pulling for st in self._held.values() if st.pulling is not None]
-        if pending and not any(t.done() for t in pending):
+        if not pending:  # every shard is resting after an empty pull: wait for the first to be due
+            due = min(st.idle_until for st in self._held.values()) - time.monotonic()
+            await asyncio.sleep(max(0.0, min(timeout_s, due)))
+            return {}
+        if not any(t.done() for t in pending):
             await asyncio.wait(pending, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         out: dict[TopicPartitionKey, Sequence[SlsRecord]] = {}
         for tp, st in list(self._held.items()):
@@ -163,6 +173,7 @@ class SlsSource:
             if task is None or not task.done():
                 continue
             st.pulling = None
+            self._held[tp] = self._held.pop(tp)  # to the back of the line: pull slots go round every shard
             if task.cancelled():
                 continue
             exc = task.exception()
@@ -173,14 +184,17 @@ class SlsSource:
             records = self._records(st, task.result())
             if records:
                 out[tp] = records
+            else:
+                st.idle_until = time.monotonic() + EMPTY_PULL_PAUSE
         return out
 
     def _start_pulls(self) -> None:
         running = sum(1 for st in self._held.values() if st.pulling is not None)
+        now = time.monotonic()
         for st in self._held.values():
             if running >= self.cfg.max_inflight_pulls:
                 break
-            if st.pulling is None:
+            if st.pulling is None and st.idle_until <= now:
                 st.pulling = asyncio.create_task(self.service.pull(st.logstore, st.shard, st.cursor))
                 running += 1
 

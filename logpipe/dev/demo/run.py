@@ -1,6 +1,7 @@
 """`logpipe demo`: the whole pipeline on one machine, end to end, with real services.
 
-pod logs (a generated kubelet-shaped tree) → ``logpipe ship`` → Kafka → ``logpipe consume`` →
+pod logs (a generated kubelet-shaped tree) → ``logpipe ship`` → Kafka (or, with ``--sink sls``, the
+local SLS server through an SLS consumer group) → ``logpipe consume`` →
 Elasticsearch (+ an alert rule evaluated on the stream → Alertmanager) → ``logpipe search``,
 ``logpipe query``, ``logpipe trace`` and ``logpipe alerts list`` on the results.
 
@@ -62,6 +63,8 @@ class Demo:
 
     work: Path
     say: Callable[[str], None] = print
+    sink: str = "kafka"
+    """``kafka``, or ``sls``: the shipper's SLS sink and the consumer's SLS source through the local SLS."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S"))
 
@@ -141,7 +144,17 @@ class Demo:
         rules.write_text(RULES % {"run": self.run_id})
 
         say("\n== 2. the shipper (node agent) and the consumer (indexer + alert rules)")
-        say("   " + asyncio.run(_start_group(kafka, self.group)).describe())
+        consumer_port = _free_port()
+        if self.sink == "sls":
+            self._ship_and_consume_through_sls(pods_root, logs_root, es, am, rules, consumer_port)
+        else:
+            self._ship_and_consume_through_kafka(pods_root, logs_root, kafka, es, am, rules, consumer_port)
+        return self._write_and_check(sim, pay, orders, users, es, am, jaeger, rules, pods_root, consumer_port)
+
+    def _ship_and_consume_through_kafka(
+        self, pods_root: Path, logs_root: Path, kafka: str, es: str, am: str, rules: Path, consumer_port: int
+    ) -> None:
+        self.say("   " + asyncio.run(_start_group(kafka, self.group)).describe())
         self.spawn(
             "shipper",
             "ship",
@@ -158,7 +171,6 @@ class Demo:
             "--http-port",
             "0",
         )
-        consumer_port = _free_port()
         self.spawn(
             "consumer",
             "consume",
@@ -176,6 +188,40 @@ class Demo:
             am,
         )
 
+    def _ship_and_consume_through_sls(
+        self, pods_root: Path, logs_root: Path, es: str, am: str, rules: Path, consumer_port: int
+    ) -> None:
+        # Port 80 of a loopback address of its own: the SDK addresses an SLS endpoint by host name or bare IP.
+        host = _free_loopback_on_port_80()
+        args = ["--host", host, "--port", "80", "--shards", "2"]
+        self.say(f"$ python -m logpipe.dev.services.sls {' '.join(args)} &")
+        log = open(self.work / "sls.log", "wb")
+        self.procs.append(
+            subprocess.Popen([sys.executable, "-m", "logpipe.dev.services.sls", *args], stdout=log, stderr=log)
+        )
+        _wait_for_port(host, 80, timeout=15)
+        self.say(f"   local SLS on {host}:80 (project logpipe-demo, logstores logpipe-<type>, 2 shards each)")
+        config = self.work / "shipper-sls.yaml"
+        config.write_text(
+            orjson.dumps(
+                {"node_name": self.node, "pods_root": str(pods_root), "logs_root": str(logs_root),
+                 "registry": {"path": str(self.work / "registry.json")}, "http": {"port": 0},
+                 "sink": {"type": "sls", "endpoint": f"http://{host}:80", "project": "logpipe-demo"}}
+            ).decode()  # JSON is YAML
+        )
+        self.spawn("shipper", "ship", "--config", str(config))
+        self.spawn(
+            "consumer", "consume", "--source", "sls", "--sls-endpoint", host, "--sls-project", "logpipe-demo",
+            "--sls-consumer-group", self.group, "--sls-consumer-name", "demo-consumer", "--es-url", es,
+            "--http-port", str(consumer_port), "--rules", str(rules), "--alertmanager-url", am,
+        )
+
+    def _write_and_check(
+        self, sim: PodSimulator, pay: Any, orders: Any, users: Any, es: str, am: str, jaeger: str, rules: Path,
+        pods_root: Path, consumer_port: int,
+    ) -> int:
+        """Steps 3-8: the pods write, every line is checked in Elasticsearch, the tools run; 0 when all is well."""
+        say = self.say
         say("\n== 3. pods write logs")
         trace_id = f"{int(self.run_id):032x}"
         for pod in (pay, orders, users):
@@ -193,7 +239,8 @@ class Demo:
         say("\n== 4. waiting until every line is searchable in Elasticsearch")
         got = _wait_for_count(es, self.node, expected, timeout=120)
         say(f"   {got} documents from node {self.node} for {expected} lines written")
-        say(f"   the consumer read {_records_consumed(consumer_port)} records from Kafka")
+        source = "SLS" if self.sink == "sls" else "Kafka"
+        say(f"   the consumer read {_records_consumed(consumer_port)} records from {source}")
         if got != expected:
             say("   lines lost or duplicated: see shipper.log and consumer.log in " + str(self.work))
             return 1
@@ -260,6 +307,30 @@ def _http_json(url: str, body: Mapping[str, Any] | None = None) -> Any:
         return orjson.loads(resp.read())
 
 
+def _free_loopback_on_port_80() -> str:
+    """An address in 127.0.0.0/8 whose port 80 is free (root may bind it)."""
+    for _ in range(50):
+        host = f"127.{os.getpid() % 200 + 20}.{int(time.time() * 1000) % 250 + 1}.{os.urandom(1)[0] % 250 + 1}"
+        with socket.socket() as s:
+            try:
+                s.bind((host, 80))
+            except OSError:
+                continue
+            return host
+    raise RuntimeError("no free port 80 on a loopback address: the SLS demo needs root")
+
+
+def _wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the local SLS did not listen on {host}:{port}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -309,10 +380,10 @@ def _wait_for_alert(am: str, name: str, run_id: str, timeout: float) -> bool:
     return False
 
 
-def main(work_dir: str | None = None, keep: bool = False) -> int:
+def main(work_dir: str | None = None, keep: bool = False, sink: str = "kafka") -> int:
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="logpipe-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    demo = Demo(work)
+    demo = Demo(work, sink=sink)
     try:
         return demo.run()
     finally:

@@ -235,3 +235,18 @@ def test_logs_of_other_agents_keep_their_fields_and_get_a_stable_identity() -> N
     (b,) = log_records(group, first_offset=99, location="ls/0")
     assert decode_headers(a.headers)[H_FILE_ID] == decode_headers(b.headers)[H_FILE_ID]
     assert decode_headers(a.headers)[H_FILE_ID].startswith("sls::ls/0/")
+
+
+async def test_pull_slots_go_round_every_shard(sls: SlsServer) -> None:
+    """More shards than pulls in flight: no shard waits forever behind busier ones."""
+    sls.store.create(PROJECT, "logpipe-access", shard_count=6)
+    batch = [r for pod in range(6) for r in lines(meta(f"cart-{pod}"), 2)]  # one LogGroup per file
+    await ship(sls, batch)
+    assert all(s["shardID"] is not None for s in sls.shards(PROJECT, "logpipe-access"))
+    source = SlsSource(source_config(sls, max_inflight_pulls=2))
+    await source.start(Listener())
+    try:
+        got = await drain(source, len(batch), timeout=10)
+    finally:
+        await source.close()
+    assert len(got) == 6  # every shard was read

@@ -70,3 +70,22 @@ def _count(es_url: str, node: str) -> int:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return int(orjson.loads(resp.read())["count"])
+
+
+def test_demo_through_sls_ships_indexes_and_alerts(
+    es_url: str, alertmanager_url: str, jaeger_url: str, tmp_path: Path
+) -> None:
+    """`logpipe demo --sink sls`: the shipper's SLS sink and the consumer's SLS source through the local SLS."""
+    res = subprocess.run(
+        [sys.executable, "-m", "logpipe.cli.main", "demo", "--sink", "sls", "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = res.stdout
+    assert res.returncode == 0, out[-3000:] + res.stderr[-2000:]
+    m = re.search(r"(\d+) documents from node (\S+) for (\d+) lines written", out)
+    assert m and m.group(1) == m.group(3), out
+    assert re.search(r"the consumer read (\d+) records from SLS", out)
+    assert "logpipe consume --source sls" in out
+    assert re.search(r"demo-pay-5xx\s+critical\s+active", out)
