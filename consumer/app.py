@@ -46,16 +46,18 @@ def native_encoder(cfg: ConsumerConfig) -> EncodeFn | None:
 
 def build_source(cfg: ConsumerConfig) -> tuple[Source, DeadLetterSink]:
     """The source ``cfg.source`` names and its dead-letter destination."""
-    kafka_dlq = DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
+    def kafka_dlq() -> DeadLetterWriter:
+        return DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
+
     if isinstance(cfg.source, SlsSourceConfig):
         from consumer.sources.sls.deadletter import SlsDeadLetterWriter  # the SLS SDK only when asked for
         from consumer.sources.sls.source import SlsSource
 
         sls = SlsSource(cfg.source)
         if cfg.source.dead_letter == "kafka":
-            return sls, kafka_dlq
+            return sls, kafka_dlq()
         return sls, SlsDeadLetterWriter(sls.service, cfg.source.dead_letter_logstore)
-    return KafkaSource(cfg.kafka), kafka_dlq
+    return KafkaSource(cfg.kafka), kafka_dlq()
 
 
 class ConsumerApp:
