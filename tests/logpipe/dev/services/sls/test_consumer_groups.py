@@ -76,3 +76,16 @@ def test_only_the_holder_moves_a_checkpoint_unless_forced() -> None:
     assert not groups.update_checkpoint(group, 0, encode_cursor(0), "b", force=False)
     assert groups.update_checkpoint(group, 0, encode_cursor(0), "b", force=True)
     assert groups.checkpoints(group, store, 0)[0]["consumer"] == "b"
+
+
+def test_a_merged_shard_waits_for_both_parents() -> None:
+    groups, group, store, _ = setup(shards=2)
+    store.append(store.shards[0], b"a", 1)
+    store.append(store.shards[1], b"b", 1)
+    child, left, right = store.merge(0)
+    assert child.parents == (0, 1) and left.status == right.status == "readonly"
+    assert groups.heartbeat(group, store, "a", []) == [0, 1]
+    groups.update_checkpoint(group, 0, encode_cursor(1), "a", force=False)
+    assert groups.heartbeat(group, store, "a", [0, 1]) == [1]  # the right parent still has a log to read
+    groups.update_checkpoint(group, 1, encode_cursor(1), "a", force=False)
+    assert groups.heartbeat(group, store, "a", [1]) == [child.id]
