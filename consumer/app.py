@@ -19,6 +19,8 @@ from typing import Any
 from consumer.clock import SystemClock
 from consumer.config import ConsumerConfig
 from consumer.deadletter import DeadLetterWriter
+from consumer.dependencies.producer import LinkProducer
+from consumer.dependencies.stage import DependencyStage
 from consumer.es_client import ElasticsearchBulk, make_client
 from consumer.gc_policy import apply_gc_policy
 from consumer.http import HealthServer
@@ -79,9 +81,18 @@ class ConsumerApp:
         self.clock = SystemClock()
         # Credentials read before each _bulk: a rotated password or API key file needs no restart.
         bulk = ElasticsearchBulk(self.es, partial(es_auth_options, cfg.elasticsearch))
-        self.loop = ConsumeLoop(cfg, self.source, bulk, self.dlq, alerts, self.clock, encode=native_encoder(cfg))
+        td = cfg.trace_dependencies
+        # The service dependency graph needs the links topic on Kafka: not computed for an SLS source.
+        deps = td.enabled and not isinstance(cfg.source, SlsSourceConfig)
+        links = LinkProducer(cfg.kafka.bootstrap, td.topic, td.partitions, security=cfg.kafka) if deps else None
+        # This replica's share of the links topic (consumer/dependencies/).
+        self.dependencies = DependencyStage(cfg, self.es) if deps else None
+        self.loop = ConsumeLoop(
+            cfg, self.source, bulk, self.dlq, alerts, self.clock, encode=native_encoder(cfg), links=links,
+        )
         self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready)
         self._side_tasks: list[asyncio.Task[None]] = []
+        self._dependencies_task: asyncio.Task[None] | None = None
         self._templates_ready = False
         self.ilm = False
 
@@ -104,6 +115,8 @@ class ConsumerApp:
             self._side_tasks.append(
                 asyncio.create_task(run_retention(self.es, self.cfg.index.prefix, self.cfg.index.retention_days))
             )
+        if self.dependencies is not None:
+            self._dependencies_task = asyncio.create_task(self.dependencies.run())
         if await self.loop.start() and self._tune_gc:
             apply_gc_policy()
         return port
@@ -138,6 +151,15 @@ class ConsumerApp:
     async def close(self) -> None:
         """Stop the loop (flush, grace, commit, disconnect), then the side tasks and the clients."""
         await self.loop.close()
+        if self.dependencies is not None and self._dependencies_task is not None:
+            # After the loop: the links its last spans produced are read on the next start (committed
+            # offsets), so the stage only writes what it holds and commits that.
+            self.dependencies.request_stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._dependencies_task), self.cfg.shutdown_grace)
+            except TimeoutError:
+                self._dependencies_task.cancel()
+            await asyncio.gather(self._dependencies_task, return_exceptions=True)
         for t in self._side_tasks:
             t.cancel()
         await asyncio.gather(*self._side_tasks, return_exceptions=True)
@@ -155,4 +177,9 @@ class ConsumerApp:
         }
         if not indexer.available:
             detail["elasticsearch_error"] = indexer.last_error
+        if self.dependencies is not None:
+            detail["trace_dependencies"] = {
+                "started": self.dependencies.started, "partitions": self.dependencies.partitions,
+                "traces_held": len(self.dependencies.join),
+            }
         return (self.loop.started and indexer.available and self._templates_ready, detail)

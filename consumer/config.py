@@ -138,8 +138,7 @@ class TraceDependenciesConfig(StrictModel):
 
     Each replica produces a small link record per span it indexes to ``topic`` (keyed by trace id);
     the replicas' dependency stages share that topic's partitions, join each trace's spans and
-    write Jaeger's ``<prefix>-jaeger-dependencies-YYYY-MM-DD`` documents (see docs/TRACES.md).
-    Not yet started by ``logpipe consume``: the stage lands first, its wiring into the loop follows."""
+    write Jaeger's ``<prefix>-jaeger-dependencies-YYYY-MM-DD`` documents (see docs/TRACES.md)."""
 
     enabled: bool = True
     """Produce link records for spans and run the dependency stage."""

@@ -5,7 +5,9 @@
 (``consumer/indexer.py``: retries and item outcomes). What cannot be indexed goes to the dead-letter
 sink, tried again with backoff until it is acknowledged. Only then — indexed, or dead-lettered — is
 a work resolved: its offsets handed to :class:`consumer.offsets.PartitionOffsets` and its bytes freed
-(``consumer/flow.py``). Nothing else resolves work.
+(``consumer/flow.py``). Nothing else resolves work. An indexed span (``log_type`` ``trace``) has one
+more step in its finalizer when a link sink is given: its link record (``consumer/dependencies/``)
+must be acknowledged by the links topic first, or a crash after the commit would lose it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 
 from consumer.bulk import BulkBatcher, BulkRequest
 from consumer.config import BulkConfig
+from consumer.dependencies.link import link_from_document
+from consumer.dependencies.telemetry import LinkProduceFailed
 from consumer.flow import Flow
 from consumer.indexer import Indexer
 from consumer.offsets import PartitionOffsets
-from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink
+from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, LinkSink
 from consumer.retry import backoff_seconds
 from consumer.telemetry import AlertObserveFailed, DeadLetterFailed, RecordDeadLettered, log
 from consumer.work import Work
@@ -39,6 +43,8 @@ class Dispatch:
         flow: Flow,
         clock: Clock,
         on_resolved: Callable[[], None],
+        links: LinkSink | None = None,
+        peer_service_tag: str = "",
     ) -> None:
         self.cfg = cfg
         self.batcher = BulkBatcher(cfg.max_bytes, cfg.max_actions, clock.monotonic)
@@ -49,9 +55,12 @@ class Dispatch:
         self._flow = flow
         self._clock = clock
         self._on_resolved = on_resolved
+        self._links = links
+        self._peer_tag = peer_service_tag
         self._ready: deque[BulkRequest] = deque()
         self._bulk_tasks: set[asyncio.Task[None]] = set()
         self._dlq_tasks: set[asyncio.Task[None]] = set()
+        self._link_tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -110,12 +119,33 @@ class Dispatch:
             log.error("DispatchTaskFailed", extra={"fields": {"error": repr(task.exception())}})
         if tasks is self._bulk_tasks:
             self._start_ready()
-        if not (self._bulk_tasks or self._dlq_tasks or self._ready):
+        if not (self._bulk_tasks or self._dlq_tasks or self._link_tasks or self._ready):
             self._idle.set()
 
     def _indexed(self, items: list[Work]) -> None:
+        if self._links is not None and any(w.log_type == "trace" for w in items):
+            spans = [w for w in items if w.log_type == "trace"]
+            self._start(self._link_tasks, self._send_links(spans))
+            items = [w for w in items if w.log_type != "trace"]
         self._offsets.resolve_all(items)
         self._flow.free_all(items)
+        self._on_resolved()
+
+    async def _send_links(self, spans: list[Work]) -> None:
+        """The indexed spans' finalizer: their link records acknowledged, then the spans resolved."""
+        assert self._links is not None
+        links = [link for w in spans if (doc := w.document()) and (link := link_from_document(doc, self._peer_tag))]
+        attempt = 0
+        while links:
+            try:
+                await self._links.send(links)
+                break
+            except Exception as exc:  # never skipped: the spans stay unresolved until their links are sent
+                LinkProduceFailed(count=len(links), error=repr(exc)[:300]).emit()
+                attempt += 1
+                await self._clock.sleep(backoff_seconds(attempt, self.cfg.retry_initial, self.cfg.retry_max))
+        self._offsets.resolve_all(spans)
+        self._flow.free_all(spans)
         self._on_resolved()
 
     async def _send_dead_letter(self, work: Work) -> None:
@@ -151,7 +181,7 @@ class Dispatch:
     async def cancel(self) -> None:
         """Cancel what is still in flight (it stays unresolved: redelivered after a restart)."""
         self._ready.clear()
-        tasks = [*self._bulk_tasks, *self._dlq_tasks]
+        tasks = [*self._bulk_tasks, *self._dlq_tasks, *self._link_tasks]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

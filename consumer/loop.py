@@ -26,7 +26,7 @@ from consumer.indexer import Indexer
 from consumer.ingest import Ingest, RecordParser
 from consumer.offsets import PartitionOffsets
 from consumer.ownership import ComponentOwnership
-from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, Source
+from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, LinkSink, Source
 from consumer.retry import until_ok
 from consumer.telemetry import AlertObserveFailed, set_buffered_bytes, set_partition_lag
 from consumer.work import TopicPartitionKey
@@ -50,17 +50,20 @@ class ConsumeLoop:
         *,
         encode: EncodeFn | None = None,
         new_parser: Callable[[], RecordParser] | None = None,
+        links: LinkSink | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock: Clock = clock or SystemClock()
         self.source = source
         self.dead_letters = dead_letters
+        self.links = links
         self.alerts = alerts
         self.flow = Flow(cfg.bulk.max_buffered_bytes)
         self.commits = Commits(source, self.clock, cfg.kafka.commit_interval, cfg.shutdown_grace, self)
         self.offsets: PartitionOffsets = self.commits.offsets
         self.dispatch = Dispatch(
-            cfg.bulk, endpoint, dead_letters, alerts, self.offsets, self.flow, self.clock, self.commits.resolved
+            cfg.bulk, endpoint, dead_letters, alerts, self.offsets, self.flow, self.clock, self.commits.resolved,
+            links, cfg.trace_dependencies.peer_service_tag,
         )
         self.indexer: Indexer = self.dispatch.indexer
         mapping, monotonic = cfg.fields, self.clock.monotonic  # the CRI timeout runs on the loop's clock too
@@ -88,6 +91,10 @@ class ConsumeLoop:
         if not await until_ok(
             "DeadLetterTopicUnreachable", self.dead_letters.start, self.stopping, self.clock,
             bulk.retry_initial, bulk.retry_max,
+        ):
+            return False
+        if self.links is not None and not await until_ok(
+            "LinksTopicUnreachable", self.links.start, self.stopping, self.clock, bulk.retry_initial, bulk.retry_max,
         ):
             return False
         if self.alerts is not None:
@@ -143,6 +150,8 @@ class ConsumeLoop:
         await self.source.close()  # leaves the group (or just releases the client if it never joined)
         self.started = False
         await self.dead_letters.close()
+        if self.links is not None:
+            await self.links.close()
         if self.alerts is not None and self._alerts_started:
             await self.alerts.stop()
             self._alerts_started = False

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
+from consumer.dependencies.link import SpanLink
 from consumer.work import TopicPartitionKey, Work
 
 
@@ -115,6 +116,20 @@ class DeadLetterSink(Protocol):
 
     async def send(self, work: Work) -> None:
         """Return once the dead letter is durably acknowledged; raise on failure (the loop retries)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LinkSink(Protocol):
+    """Where span link records go once their spans are indexed (``consumer/dependencies/producer.py``)."""
+
+    async def start(self) -> None:
+        """Connect; raises when unreachable (may be called again)."""
+        ...
+
+    async def send(self, links: Sequence[SpanLink]) -> None:
+        """Return once every link is durably acknowledged; raise on failure (the loop sends them again)."""
         ...
 
     async def close(self) -> None: ...

@@ -10,8 +10,6 @@ into the same trace (``consumer/dependencies/store.py``), so that is harmless.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -19,15 +17,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from consumer.dependencies.link import SpanLink
-from consumer.dependencies.telemetry import LinkProduceFailed, LinksProduced
+from consumer.dependencies.telemetry import LinksProduced
 from consumer.telemetry import log
+from logpipe.core.kafka_security import KafkaSecurity, aiokafka_kwargs, start_guarded
 
 
-async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+async def ensure_topic(bootstrap: str, topic: str, partitions: int, security: KafkaSecurity | None = None) -> None:
     """Create ``topic`` when it does not exist (best effort: the broker may auto-create it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    sec = security or KafkaSecurity()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **aiokafka_kwargs(sec))
     try:
-        await admin.start()
+        await start_guarded(admin.start, sec, bootstrap)
         if topic in await admin.list_topics():
             return
         brokers = (await admin.describe_cluster()).get("brokers") or [None]
@@ -41,16 +41,13 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 
 class LinkProducer:
-    """Produces :class:`SpanLink` records to the links topic; :meth:`send` returns once acknowledged."""
+    """Produces :class:`SpanLink` records to the links topic (``consumer.ports.LinkSink``)."""
 
-    def __init__(
-        self, bootstrap: str, topic: str, partitions: int = 6, retry_initial: float = 0.2, retry_max: float = 5.0
-    ) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int = 6, security: KafkaSecurity | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
+        self.security = security or KafkaSecurity()
         self._producer = self._new_producer()
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -60,47 +57,30 @@ class LinkProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            compression_type="lz4",
+            **aiokafka_kwargs(self.security),
         )
 
     async def start(self) -> None:
         """Create the topic if missing, then connect; raises when the brokers cannot be reached."""
-        await ensure_topic(self.bootstrap, self.topic, self.partitions)
+        await ensure_topic(self.bootstrap, self.topic, self.partitions, self.security)
         try:
-            await self._producer.start()
+            await start_guarded(self._producer.start, self.security, self.bootstrap)
         except BaseException:
             await self._producer.stop()
             self._producer = self._new_producer()  # a failed client is not restartable
             raise
 
     async def send(self, links: Sequence[SpanLink]) -> None:
-        """Produce ``links`` (key = trace id) and wait until every one is acknowledged (``acks=all``).
+        """Produce ``links`` (key = trace id) and return once every one is acknowledged (``acks=all``);
+        raises on the first failure (the caller sends them all again: the stage merges duplicates).
 
-        Failures are retried with backoff until they succeed; cancelling leaves the span records
-        unresolved (they and their links are redelivered after a restart).
-        """
-        pending = list(links)
-        attempt = 0
-        while pending:
-            futures = []
-            try:
-                for link in pending:
-                    key = link.trace_id.encode()
-                    futures.append(await self._producer.send(self.topic, value=link.encode(), key=key))
-            except KafkaError as exc:
-                LinkProduceFailed(count=len(pending), error=repr(exc)[:300]).emit()
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [link for link, r in zip(pending, results, strict=False) if isinstance(r, BaseException)]
-            failed.extend(pending[len(futures):])  # never handed to the producer
-            LinksProduced(count=len(pending) - len(failed)).emit()
-            if failed and len(futures) == len(pending):
-                first = next(r for r in results if isinstance(r, BaseException))
-                LinkProduceFailed(count=len(failed), error=repr(first)[:300]).emit()
-            pending = failed
-            if pending:
-                attempt += 1
-                backoff = min(self._retry_max, self._retry_initial * 2 ** min(attempt, 16))
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+        Cancelling leaves the span records unresolved (they and their links are redelivered)."""
+        futures = [
+            await self._producer.send(self.topic, value=link.encode(), key=link.trace_id.encode()) for link in links
+        ]
+        for fut in futures:
+            await fut
+        LinksProduced(count=len(links)).emit()
 
     async def close(self) -> None:
         await self._producer.stop()

@@ -60,6 +60,7 @@ class DependencyStage:
         self._acks: dict[int, OrderedAcks] = {}
         self._pending: list[TraceFlush] = []  # due but not yet written (Elasticsearch down: kept and retried)
         self._stopping = asyncio.Event()
+        self._writing = asyncio.Lock()
         self._failures = 0
         self.started = False
         self.last_write: float | None = None
@@ -70,7 +71,7 @@ class DependencyStage:
     async def start(self) -> None:
         """Templates, the links topic, the group; raises if a dependency is not reachable (call again)."""
         await install_dependency_templates(self.es, self.cfg.index)
-        await ensure_topic(self.cfg.kafka.bootstrap, self.topic, self.cfg.trace_dependencies.partitions)
+        await ensure_topic(self.cfg.kafka.bootstrap, self.topic, self.cfg.trace_dependencies.partitions, self.cfg.kafka)
         await self.source.start(self)
         self.started = True
 
@@ -115,7 +116,13 @@ class DependencyStage:
         next_flush = self.clock() + td.flush_interval
         next_commit = self.clock() + self.cfg.kafka.commit_interval
         while not self._stopping.is_set():
-            for tp, records in (await self.source.fetch(timeout_s=0.2)).items():
+            try:
+                batches = await self.source.fetch(timeout_s=0.2)
+            except Exception as exc:  # the broker went away: aiokafka reconnects; keep what is held
+                log.warning("DependencyFetchFailed", extra={"fields": {"error": repr(exc)[:300]}})
+                await self._sleep(self.cfg.bulk.retry_max)
+                continue
+            for tp, records in batches.items():
                 self._take(tp, records)
             now = self.clock()
             if now >= next_flush:
@@ -151,31 +158,36 @@ class DependencyStage:
             self.join.add(link, partition, rec.offset, now)
 
     async def _write_pending(self) -> bool:
-        """Write the pending flushes, then resolve their offsets; False (kept for a retry) on failure."""
-        if not self._pending:
+        """Write the pending flushes, then resolve their offsets; False (kept for a retry) on failure.
+
+        Serialised: the revoke callback runs while the loop may be writing, and a flush must be
+        written and resolved by one of them only."""
+        async with self._writing:
+            if not self._pending:
+                return True
+            flushes, self._pending = self._pending, []
+            owners = {f.partition: self._acks.get(f.partition) for f in flushes}
+            try:
+                written = await self.store.write_traces(flushes)
+                documents = await self.store.rollup(written.buckets)
+            except Exception as exc:
+                self._failures += 1
+                self._pending = flushes + self._pending
+                DependencyWriteFailed(traces=len(flushes), error=repr(exc)[:300]).emit()
+                return False
+            self._failures = 0
+            for flush in flushes:
+                acks = self._acks.get(flush.partition)
+                if acks is None or acks is not owners[flush.partition]:
+                    continue  # revoked (and maybe assigned again) meanwhile: its offsets are gone with it
+                for offset in flush.offsets:
+                    acks.resolve(offset)
+            self.last_write = self.clock()
+            DependenciesWritten(
+                traces=written.traces, calls=written.calls, documents=documents,
+                evicted=sum(f.evicted for f in flushes), held=len(self.join),
+            ).emit()
             return True
-        flushes = self._pending
-        try:
-            written = await self.store.write_traces(flushes)
-            documents = await self.store.rollup(written.buckets)
-        except Exception as exc:
-            self._failures += 1
-            DependencyWriteFailed(traces=len(flushes), error=repr(exc)[:300]).emit()
-            return False
-        self._failures = 0
-        self._pending = []
-        for flush in flushes:
-            acks = self._acks.get(flush.partition)
-            if acks is None:
-                continue  # revoked while writing: committing is the next owner's business
-            for offset in flush.offsets:
-                acks.resolve(offset)
-        self.last_write = self.clock()
-        DependenciesWritten(
-            traces=written.traces, calls=written.calls, documents=documents,
-            evicted=sum(f.evicted for f in flushes), held=len(self.join),
-        ).emit()
-        return True
 
     async def _commit(self, only: set[int] | None = None) -> None:
         positions: dict[TopicPartitionKey, int] = {}
@@ -191,7 +203,8 @@ class DependencyStage:
 
     async def partitions_assigned(self, partitions: Sequence[TopicPartitionKey]) -> None:
         for _, partition in partitions:
-            self._acks.setdefault(partition, OrderedAcks())
+            # Fresh: reading restarts at the committed offset (links held from before are merged, not lost).
+            self._acks[partition] = OrderedAcks()
 
     async def partitions_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
         """Write what is held for the revoked partitions (within reach), commit it, forget the rest."""

@@ -13,6 +13,7 @@ from logpipe.core.events import Event, EventLog
 _P = "logpipe_consumer_trace_dependency_"
 
 LINKS_PRODUCED = Counter(_P + "links_produced", "Span link records the links topic acknowledged", [])
+LINK_ERRORS = Counter(_P + "link_errors", "Failed sends of link records (retried; the spans stay uncommitted)", [])
 LINKS_CONSUMED = Counter(_P + "links_consumed", "Span link records read from the links topic", [])
 BAD_LINKS = Counter(_P + "bad_links", "Links-topic records that were not link records (skipped)", [])
 TRACES_FLUSHED = Counter(_P + "traces_flushed", "Traces whose calls were (re)computed and stored", [])
@@ -44,6 +45,7 @@ class LinkProduceFailed(Event):
 
     def emit(self) -> None:
         _log(logging.WARNING, "LinkProduceFailed", self.fields())
+        LINK_ERRORS.inc()
 
 
 @dataclass(frozen=True, slots=True)

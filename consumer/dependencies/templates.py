@@ -96,3 +96,9 @@ async def install_dependency_templates(es: AsyncElasticsearch, cfg: IndexConfig)
         priority=cfg.template_priority + PRIORITY_ABOVE_LOGS,
         meta={**meta, "description": "Jaeger dependency links <prefix>-jaeger-dependencies-YYYY-MM-DD"},
     )
+
+
+async def remove_dependency_templates(es: AsyncElasticsearch, prefix: str) -> None:
+    """Delete both templates of ``prefix`` (tests and teardown); missing ones are fine."""
+    for name in (f"{prefix}-tracedeps", f"{prefix}-jaeger-dependencies"):
+        await es.options(ignore_status=404).indices.delete_index_template(name=name)

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from consumer.config import ConsumerConfig
+from consumer.dependencies.link import SpanLink
 from consumer.loop import ConsumeLoop
 from consumer.ports import BulkHttpError, BulkUnreachable, PartitionListener
 from consumer.work import TopicPartitionKey, Work
@@ -302,6 +303,37 @@ class MemoryDeadLetters:
         self.started = False
 
 
+class MemoryLinks:
+    """A link sink (``consumer.ports.LinkSink``) that can hold back its acknowledgements or fail."""
+
+    def __init__(self) -> None:
+        self.links: list[SpanLink] = []
+        self.failures = 0
+        self.attempts = 0
+        self.holding = False
+        self._release = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, links: Sequence[SpanLink]) -> None:
+        self.attempts += 1
+        if self.holding:
+            await self._release.wait()
+        await asyncio.sleep(0)
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("the links topic is unreachable")
+        self.links.extend(links)
+
+    def release(self) -> None:
+        self.holding = False
+        self._release.set()
+
+    async def close(self) -> None:
+        pass
+
+
 class RecordingAlerts:
     """An alert sink that keeps what it was shown and the ownership it was given."""
 
@@ -350,6 +382,7 @@ class LoopStory:
     cfg: ConsumerConfig = field(default_factory=config)
     encode: EncodeFn | None = None
     new_parser: Callable[[], Any] | None = None
+    links: MemoryLinks | None = None
 
     def __post_init__(self) -> None:
         self.clock = FakeClock()
@@ -359,7 +392,7 @@ class LoopStory:
         self.alerts = RecordingAlerts()
         self.loop = ConsumeLoop(
             self.cfg, self.source, self.bulk, self.dead, self.alerts, self.clock,
-            encode=self.encode, new_parser=self.new_parser,
+            encode=self.encode, new_parser=self.new_parser, links=self.links,
         )
         self._offsets: dict[str, int] = {}
 

@@ -32,6 +32,7 @@ from elasticsearch import AsyncElasticsearch
 
 from consumer.app import ConsumerApp
 from consumer.config import ConsumerConfig
+from consumer.dependencies.templates import remove_dependency_templates
 from consumer.index_templates import remove_templates
 from logpipe.core.envelope import LineRecord, SourceMeta, document_id
 
@@ -46,6 +47,7 @@ class ConsumerStory:
         self.prefix = name
         self.group = f"{name}-group"
         self.dlq_topic = f"{name}-dlq"
+        self.links_topic = f"{name}-links"
         self.topics = {"access": f"{name}-access", "stdout": f"{name}-stdout"}
         self.es = AsyncElasticsearch(es_url, request_timeout=30)
         self.produced: list[tuple[LineRecord, bool]] = []  # (record, expected to become a document)
@@ -85,6 +87,8 @@ class ConsumerStory:
             "bulk": {"flush_interval": "100ms", "retry_max": "1s"},
             "http": {"host": "127.0.0.1", "port": 0},
             "shutdown_grace": "5s",
+            # This story's own links topic: the dependency stage reads nobody else's span links.
+            "trace_dependencies": {"topic": self.links_topic, "partitions": 2},
         }
         for dotted, value in overrides.items():
             *parents, leaf = dotted.split(".")
@@ -311,6 +315,7 @@ class ConsumerStory:
         try:
             await self.es.indices.delete(index=f"{self.prefix}-*", allow_no_indices=True, ignore_unavailable=True)
             await remove_templates(self.es, self.prefix)
+            await remove_dependency_templates(self.es, self.prefix)
         except Exception:
             pass
         finally:
@@ -319,6 +324,7 @@ class ConsumerStory:
         try:
             await admin.start()
             await admin.delete_topics([*self.topics.values(), self.dlq_topic])
+            await admin.delete_topics([self.links_topic])  # may not exist: no consumer ran
         except Exception:
             pass
         finally:

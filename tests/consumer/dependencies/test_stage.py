@@ -120,7 +120,9 @@ async def test_two_replicas_count_each_call_once(env: ConsumerConfig) -> None:
     es = make_client(env.elasticsearch)
     view = DependencyStore(es, env.index.prefix, 300)
     try:
-        await eventually(lambda: len(a.stage.partitions) + len(b.stage.partitions) == 4)
+        # Both members in the group (one alone would take all four partitions first).
+        await eventually(lambda: bool(a.stage.partitions and b.stage.partitions)
+                         and len(a.stage.partitions) + len(b.stage.partitions) == 4)
         await produce(env, links)
 
         async def counted() -> bool:
