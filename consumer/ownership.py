@@ -1,8 +1,8 @@
 """Which Components this replica owns: the alert engine fires absence rules only for those.
 
 The shipper keys every record by its Component and partitions it with Kafka's murmur2 over the
-topic's sorted partitions (``shipper/sinks/kafka/sink.py``), so a Component's records of one topic
-land in one partition. This replica owns a Component when, in at least one consumed topic, that
+topic's sorted partitions (``shipper/sinks/kafka/service.py``: ``partition_of``), so a Component's
+records of one topic land in one partition. This replica owns a Component when, in at least one consumed topic, that
 partition is assigned to it: it receives (some of) the Component's records. A topic whose partition
 count is not known yet (no metadata) is skipped; when no topic is known every Component is owned
 (better a duplicate notification, which Alertmanager groups, than an absence nobody reports).

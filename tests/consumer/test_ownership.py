@@ -5,14 +5,17 @@ from __future__ import annotations
 from aiokafka.partitioner import murmur2
 
 from consumer.ownership import ComponentOwnership, partition_of
+from shipper.sinks.kafka.service import partition_of as partition_of_key
 from tests.consumer.memory import LoopStory
 
 COMPONENTS = [f"svc-{i}" for i in range(40)]
 
 
 def shipper_partition(component: str, partitions: list[int]) -> int:
-    """What shipper/sinks/kafka/sink.py computes for a record keyed by ``component``."""
-    return partitions[(murmur2(component.encode()) & 0x7FFFFFFF) % len(partitions)]
+    """What the shipper computes for a record keyed by ``component`` (and Kafka's murmur2 default)."""
+    p = partition_of_key(component.encode(), partitions)
+    assert p == partitions[(murmur2(component.encode()) & 0x7FFFFFFF) % len(partitions)]
+    return p
 
 
 def test_the_partition_of_a_component_is_the_one_the_shipper_writes_to() -> None:
