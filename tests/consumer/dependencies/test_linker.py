@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from consumer.dependencies.link import SpanLink
+import orjson
+
+from consumer.dependencies.link import SpanLink, link_from_document
 from consumer.dependencies.linker import count_links, trace_edges
+from parsers import LineParser, Many, Parsed
+from tests.parsers.stories import headers
 
 
 def span(
@@ -87,3 +91,30 @@ def test_order_of_spans_does_not_change_the_links() -> None:
     forward = sorted(trace_edges(spans), key=lambda e: e.key)
     backward = sorted(trace_edges(reversed(spans)), key=lambda e: e.key)
     assert forward == backward
+
+
+def test_links_from_the_span_documents_the_parsers_write() -> None:
+    """An OTLP/JSON line through the real parser: its documents carry what the linker needs."""
+
+    def ospan(sid: str, parent: str, kind: int, **extra: object) -> dict[str, object]:
+        return {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": sid, "parentSpanId": parent, "name": "op",
+                "kind": kind, "startTimeUnixNano": "1795000000000000000", "endTimeUnixNano": "1795000000005000000",
+                **extra}
+
+    line = orjson.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]},
+        "scopeSpans": [{"spans": [
+            ospan("00f067aa0ba902b7", "", 2),
+            ospan("00f067aa0ba902b8", "00f067aa0ba902b7", 3, status={"code": 2},
+                  attributes=[{"key": "peer.service", "value": {"stringValue": "redis"}}]),
+        ]}],
+    }]})
+    result = LineParser(index_prefix="lp").parse(line, headers("trace"))
+    assert isinstance(result, Many)
+    links = [link_from_document(p.doc, "peer.service") for p in result.parts if isinstance(p, Parsed)]
+    links = [x for x in links if x is not None]
+    assert [(x.span_id, x.refs, x.service, x.kind, x.error, x.peer, x.start_us) for x in links] == [
+        ("00f067aa0ba902b7", (), "cart", "server", False, "", 1_795_000_000_000_000),
+        ("00f067aa0ba902b8", ("00f067aa0ba902b7",), "cart", "client", True, "redis", 1_795_000_000_000_000),
+    ]
+    assert count_links(trace_edges(links)) == {("cart", "cart"): (1, 1), ("cart", "redis"): (1, 1)}

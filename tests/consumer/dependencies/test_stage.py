@@ -160,3 +160,26 @@ async def test_a_crash_before_the_commit_replays_without_double_counting(env: Co
         await second.stop()
     finally:
         await es.close()
+
+
+async def test_a_span_later_than_the_horizon_is_linked_against_its_stored_trace(env: ConsumerConfig) -> None:
+    spans = shop_trace(500)
+    late = [s for s in spans if s.service == "pricing"]  # the pricing pod's file was shipped late
+    es = make_client(env.elasticsearch)
+    view = DependencyStore(es, env.index.prefix, 300)
+    replica = Replica(env)
+    try:
+        await produce(env, [s for s in spans if s not in late])
+        await eventually(lambda: replica.stage.last_write is not None)  # the trace was linked without it
+        assert ("cart", "pricing") not in await jaeger_view(view)
+        written = replica.stage.last_write
+        await produce(env, late)
+        await eventually(lambda: replica.stage.last_write != written)
+
+        async def whole() -> bool:
+            return await jaeger_view(view) == count_links(trace_edges(spans))
+
+        await eventually(whole)
+    finally:
+        await replica.stop()
+        await es.close()
