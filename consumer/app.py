@@ -7,6 +7,12 @@
 server (``consumer/http.py``); it installs the index templates before anything is indexed, schedules
 retention (when there is no ILM) and the GC policy, and runs :class:`consumer.loop.ConsumeLoop`
 with those parts. The alert engine is built by the CLI (its rule file) and passed in.
+
+The loop and the side tasks run under a :class:`~logpipe.core.supervisor.Supervisor`: retention is
+restarted when it fails; the consume loop failing is fatal (``Policy.EXIT``): the app then flushes,
+commits only what is indexed or dead-lettered, and :meth:`ConsumerApp.run` returns 1, so the kubelet
+restarts the container. ``/healthz`` fails when the loop's heartbeat has not turned for
+``health.stall_after`` or a task failed for good.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from consumer.sources.kafka import KafkaSource
 from consumer.sources.sls.config import SlsSourceConfig
 from consumer.telemetry import log
 from logpipe.core.es_connection import es_auth_options
+from logpipe.core.supervisor import Policy, Supervisor
 from parsers.access_encoder import NATIVE_AVAILABLE, AccessEncoder, EncodeFn
 from parsers.fieldmap import FieldMap
 
@@ -90,8 +97,8 @@ class ConsumerApp:
         self.loop = ConsumeLoop(
             cfg, self.source, bulk, self.dlq, alerts, self.clock, encode=native_encoder(cfg), links=links,
         )
-        self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready)
-        self._side_tasks: list[asyncio.Task[None]] = []
+        self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready, self._healthy)
+        self.supervisor = Supervisor("consumer")
         self._dependencies_task: asyncio.Task[None] | None = None
         self._templates_ready = False
         self.ilm = False
@@ -112,9 +119,8 @@ class ConsumerApp:
         if self.loop.stopping.is_set():
             return port  # stopped while waiting for Elasticsearch: nothing was fetched
         if not self.ilm:
-            self._side_tasks.append(
-                asyncio.create_task(run_retention(self.es, self.cfg.index.prefix, self.cfg.index.retention_days))
-            )
+            es, prefix, days = self.es, self.cfg.index.prefix, self.cfg.index.retention_days
+            self.supervisor.start("retention", lambda: run_retention(es, prefix, days))
         if self.dependencies is not None:
             self._dependencies_task = asyncio.create_task(self.dependencies.run())
         if await self.loop.start() and self._tune_gc:
@@ -139,17 +145,28 @@ class ConsumerApp:
         """Ask :meth:`run` to finish (signal handlers call this)."""
         self.loop.request_stop()
 
-    async def run(self) -> None:
-        """Start, loop until :meth:`request_stop`, then drain and close."""
+    async def run(self) -> int:
+        """Start, loop until :meth:`request_stop` or a fatal task failure, then drain and close;
+        returns the exit code (0, or 1 after a failure)."""
+        sup = self.supervisor
         try:
             await self.start()
             if self.loop.started:
-                await self.loop.serve()
+                sup.start("consume", self.loop.serve, Policy.EXIT, once=True)  # returns only once stopping
+                waits = {asyncio.ensure_future(self.loop.stopping.wait()), asyncio.ensure_future(sup.failed.wait())}
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
         finally:
             await self.close()
+        return 1 if sup.failed.is_set() else 0
 
     async def close(self) -> None:
         """Stop the loop (flush, grace, commit, disconnect), then the side tasks and the clients."""
+        self.loop.request_stop()
+        await self.supervisor.stop("consume")
         await self.loop.close()
         if self.dependencies is not None and self._dependencies_task is not None:
             # After the loop: the links its last spans produced are read on the next start (committed
@@ -160,11 +177,19 @@ class ConsumerApp:
             except TimeoutError:
                 self._dependencies_task.cancel()
             await asyncio.gather(self._dependencies_task, return_exceptions=True)
-        for t in self._side_tasks:
-            t.cancel()
-        await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        await self.supervisor.stop()
         await self.es.close()
         await self.http.close()
+
+    def _healthy(self) -> tuple[bool, dict[str, Any]]:
+        sup = self.supervisor
+        if sup.failed.is_set():
+            return False, {"failed": sup.failure}
+        hb = self.loop.heartbeat
+        # Before the loop runs (waiting for Elasticsearch or Kafka at start) nothing can stall.
+        if self.loop.started and sup.running("consume") and hb.stalled(self.cfg.health.stall_after):
+            return False, {"stalled": hb.name, "seconds": round(hb.age(), 1)}
+        return True, {}
 
     def _ready(self) -> tuple[bool, dict[str, Any]]:
         indexer = self.loop.indexer

@@ -7,6 +7,7 @@ default topics on ``127.0.0.1:9092`` into daily indices ``logpipe-<type>-YYYY.MM
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +42,10 @@ class KafkaConfig(KafkaSecurity):
     """Where unparseable lines and documents Elasticsearch refuses go, with the reason and raw bytes."""
     client_id: str = "logpipe-consumer"
     """Client id shown in the broker's logs."""
+    instance_id: str | None = Field(default_factory=lambda: os.environ.get("POD_NAME") or None)
+    """Static group membership (Kafka ``group.instance.id``; default: $POD_NAME, which the Deployment
+    sets from the downward API): a restarted container rejoins as the same member and gets its
+    partitions back at once, without a rebalance. Unique per replica; ``""`` turns it off."""
     max_poll_records: int = Field(default=1000, gt=0)
     """Upper bound of records parsed per loop turn (small turns let finished bulks be followed up quickly)."""
     fetch_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
@@ -56,6 +61,15 @@ class KafkaConfig(KafkaSecurity):
         if not v or any(not t.strip() for t in v):
             raise ValueError("must list at least one non-empty topic — fix: e.g. [logpipe-access]")
         return v
+
+
+class HealthConfig(StrictModel):
+    """When ``/healthz`` calls the consumer stuck (``logpipe/core/supervisor.py``)."""
+
+    stall_after: Duration = Field(default=60.0, gt=0)
+    """/healthz fails when the consume loop (fetch, ingest, flush, commit) has not turned for this long.
+    An Elasticsearch outage does not stop it turning (partitions are paused, fetches return empty), so
+    a long outage never makes the kubelet restart the consumer."""
 
 
 class BulkConfig(StrictModel):
@@ -204,6 +218,7 @@ class ConsumerConfig(StrictModel):
     partial_line_timeout: Duration = 5.0
     """A CRI line whose final fragment has not come within this is indexed as it is (flagged
     ``partial_incomplete``), so its fragments can be committed: a dead writer never stalls a partition."""
+    health: HealthConfig = Field(default_factory=HealthConfig)
     shutdown_grace: Duration = 10.0
     """On stop (and on revoke) in-flight bulks get this long to finish before they are abandoned."""
     log_level: str = "info"

@@ -12,15 +12,23 @@ from logpipe.core import health_server
 ReadyProbe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-class HealthServer(health_server.HealthServer):
-    """The consumer's endpoint: ``/readyz`` answers ``{"ready": ..., **detail}`` from ``ready()``."""
+def _always_ok() -> tuple[bool, dict[str, Any]]:
+    return True, {}
 
-    def __init__(self, host: str, port: int, ready: ReadyProbe) -> None:
+
+class HealthServer(health_server.HealthServer):
+    """The consumer's endpoint: ``/healthz`` answers ``{"status": "ok"|"failing", **detail}`` from
+    ``healthy()`` (the consume loop's heartbeat and the supervisor), ``/readyz`` answers
+    ``{"ready": ..., **detail}`` from ``ready()``."""
+
+    def __init__(self, host: str, port: int, ready: ReadyProbe, healthy: ReadyProbe = _always_ok) -> None:
         super().__init__(host, port)
         self._ready = ready
+        self._healthy = healthy
 
     async def healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        ok, detail = self._healthy()
+        return web.json_response({"status": "ok" if ok else "failing", **detail}, status=200 if ok else 503)
 
     async def readyz(self, _: web.Request) -> web.Response:
         ok, detail = self._ready()

@@ -30,6 +30,7 @@ from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, LinkS
 from consumer.retry import until_ok
 from consumer.telemetry import AlertObserveFailed, set_buffered_bytes, set_partition_lag
 from consumer.work import TopicPartitionKey
+from logpipe.core.supervisor import Heartbeat
 from parsers import LineParser
 from parsers.access_encoder import EncodeFn
 
@@ -75,6 +76,9 @@ class ConsumeLoop:
         )
         self.ownership = ComponentOwnership(cfg.kafka.topics, source.partitions_for)
         self.stopping = asyncio.Event()
+        # Turns once per wheel turn (fetch returns within 0.1 s even while paused): a hung fetch, bulk
+        # hand-off or commit stops it; an Elasticsearch outage does not.
+        self.heartbeat = Heartbeat("consume", monotonic)
         self.started = False
         self._alerts_started = False
 
@@ -127,7 +131,9 @@ class ConsumeLoop:
         clock, source, ingest, dispatch = self.clock, self.source, self.ingest, self.dispatch
         next_expire = clock.monotonic() + EXPIRE_EVERY
         timeout = min(0.1, bulk.flush_interval)
+        hb = self.heartbeat
         while not self.stopping.is_set():
+            hb.beat()
             self.flow.apply(source, self.indexer.available)
             batches = await source.fetch(timeout)
             for tp, records in batches.items():

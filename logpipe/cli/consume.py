@@ -33,7 +33,7 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def _serve(cfg: ConsumerConfig) -> None:
+async def _serve(cfg: ConsumerConfig) -> int:
     """Build the service inside the event loop (aiokafka needs a running loop) and run it until a signal."""
     from consumer.app import ConsumerApp
 
@@ -46,7 +46,7 @@ async def _serve(cfg: ConsumerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_stop)
-    await service.run()
+    return await service.run()
 
 
 def consume(
@@ -85,6 +85,10 @@ def consume(
     sls_consumer_name: Annotated[
         str | None, typer.Option("--sls-consumer-name", help="This member's name (default: $POD_NAME).")
     ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option("--instance-id", help="Static group membership id (default: $POD_NAME; \"\" for none)."),
+    ] = None,
 ) -> None:
     """Consume log records from Kafka (or SLS) and index them into Elasticsearch (flags override the config)."""
     from consumer.config import load_consumer_config
@@ -111,6 +115,7 @@ def consume(
                 else None,
                 "source.consumer_group": sls_consumer_group,
                 "source.consumer_name": sls_consumer_name,
+                "kafka.instance_id": instance_id,
             }
         )
     except ConfigError as exc:
@@ -121,10 +126,12 @@ def consume(
     from logpipe.core.es_connection import EsConnectionError
 
     try:
-        asyncio.run(_serve(cfg))
+        code = asyncio.run(_serve(cfg))
     except ConfigError as exc:  # the alert rules file
         typer.echo(exc.render(), err=True)
         raise typer.Exit(2) from None
     except EsConnectionError as exc:  # a credential file named by the config is missing
         typer.echo(f"logpipe consume: {exc}", err=True)
         raise typer.Exit(2) from None
+    if code:
+        raise typer.Exit(code)  # a task failed for good (TaskFailed logged): what was indexed is committed

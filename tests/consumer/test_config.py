@@ -80,3 +80,13 @@ def test_an_unknown_field_mapping_key_is_refused(tmp_path: Path) -> None:
         load_consumer_config(f)
 
     assert "nonsense" in str(exc.value)
+
+
+def test_static_membership_defaults_to_the_pod_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from consumer.config import ConsumerConfig
+
+    monkeypatch.setenv("POD_NAME", "logpipe-consumer-7d4b9c5f6-x2x9z")
+    assert ConsumerConfig().kafka.instance_id == "logpipe-consumer-7d4b9c5f6-x2x9z"
+    assert ConsumerConfig().with_overrides(**{"kafka.instance_id": ""}).kafka.instance_id == ""
+    monkeypatch.delenv("POD_NAME")
+    assert ConsumerConfig().kafka.instance_id is None

@@ -50,6 +50,7 @@ class KafkaSource:
             bootstrap_servers=cfg.bootstrap,
             group_id=cfg.group_id,
             client_id=cfg.client_id,
+            group_instance_id=cfg.instance_id or None,  # static membership: a restart keeps the partitions
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=cfg.max_poll_records,
