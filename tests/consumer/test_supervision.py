@@ -27,7 +27,7 @@ async def until(check: Any, timeout: float, what: str) -> None:
 
 async def test_a_failing_fetch_exits_1_with_what_is_indexed_committed(
         story: ConsumerStory, monkeypatch: pytest.MonkeyPatch) -> None:
-    total = 4000
+    total = 20_000
     await story.produce(story.access_lines(total // 2, file_no=1) + story.access_lines(total // 2, file_no=2))
     real = KafkaSource.fetch
     fetched = {"records": 0}
