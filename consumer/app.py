@@ -27,7 +27,7 @@ from consumer.config import ConsumerConfig
 from consumer.deadletter import DeadLetterWriter
 from consumer.dependencies.producer import LinkProducer
 from consumer.dependencies.stage import DependencyStage
-from consumer.es_client import ElasticsearchBulk, make_client
+from consumer.es_client import ElasticsearchBulk, es_refusal, make_client
 from consumer.gc_policy import apply_gc_policy
 from consumer.http import HealthServer
 from consumer.index_templates import install_templates
@@ -133,7 +133,13 @@ class ConsumerApp:
             return
 
         async def install() -> None:
-            self.ilm = await install_templates(self.es, self.cfg.index)
+            try:
+                self.ilm = await install_templates(self.es, self.cfg.index)
+            except Exception as exc:
+                refused = es_refusal(exc, self.cfg.elasticsearch)  # a security cause: one line with the fix
+                if refused is not None:
+                    raise refused from None
+                raise
             self._templates_ready = True
 
         # Nothing may be indexed before the templates exist (indices would get dynamic mappings).

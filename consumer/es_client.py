@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from elastic_transport import TransportError
+from elastic_transport import TlsError, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSerializer, OrjsonSerializer
 
 from consumer.config import ElasticsearchConfig
 from consumer.ports import BulkHttpError, BulkUnreachable
-from logpipe.core.es_connection import EsConnectionError, es_client_kwargs
+from logpipe.core.es_connection import EsConnectionError, EsRefused, es_client_kwargs
+from logpipe.core.secrets import redact_urls
 
 BULK_FILTER = "errors,items.*.status,items.*.error"
 """Only what the indexer reads of a ``_bulk`` answer (a fraction of its bytes)."""
@@ -79,3 +80,31 @@ class ElasticsearchBulk:
             raise BulkUnreachable(f"{type(exc).__name__}: {exc.message}") from exc
         answer = resp.body
         return answer if isinstance(answer, dict) else {}
+
+
+def es_refusal(exc: BaseException, cfg: ElasticsearchConfig) -> EsRefused | None:
+    """One line for a start-up failure that is about security (401/403, an untrusted certificate),
+    naming the URL, the cause and the fix; None for anything else (Elasticsearch down, a bug)."""
+    url = redact_urls(cfg.url)
+    if isinstance(exc, TlsError):
+        cause = str(getattr(exc, "message", "") or exc)
+        why = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in cause else cause[:160]
+        return EsRefused(
+            f"elasticsearch: no TLS to {url} ({why}) — fix: set elasticsearch.ca_file to the cluster's CA "
+            "(http_ca.crt) or elasticsearch.ssl_fingerprint"
+        )
+    if isinstance(exc, ApiError) and exc.meta is not None and exc.meta.status == 401:
+        who = (f"user {cfg.username!r} (password from {cfg.password_value().source()})" if cfg.username
+               else f"the API key ({cfg.api_key_value().source()})" if cfg.api_key_value().configured
+               else "a request without credentials")
+        return EsRefused(
+            f"elasticsearch: {url} refused {who} (401) — fix: check elasticsearch.username with "
+            "password_file, or api_key_file"
+        )
+    if isinstance(exc, ApiError) and exc.meta is not None and exc.meta.status == 403:
+        return EsRefused(
+            f"elasticsearch: {url} denied the request (403) — fix: grant the user the index and template "
+            "privileges (manage_index_templates, manage_ilm, write on the indices), or set "
+            "index.install_templates: false"
+        )
+    return None

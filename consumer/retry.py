@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from consumer.ports import Clock
 from consumer.telemetry import log
+from logpipe.core.es_connection import EsRefused
 from logpipe.core.kafka_security import KafkaSecurityError
 
 
@@ -34,8 +35,8 @@ async def until_ok(
             return True
         except Exception as exc:
             attempt += 1
-            # A KafkaSecurityError is already the one line to show (broker, mechanism, fix).
-            error = str(exc) if isinstance(exc, KafkaSecurityError) else repr(exc)[:300]
+            # These are already the one line to show (where, what was refused, the fix).
+            error = str(exc) if isinstance(exc, KafkaSecurityError | EsRefused) else repr(exc)[:300]
             log.warning(event, extra={"fields": {"error": error, "attempt": attempt}})
             await clock.wait(stopping, backoff_seconds(attempt, initial, cap))
     return False

@@ -22,6 +22,11 @@ class EsConnectionError(Exception):
     """A credential of the Elasticsearch connection cannot be read (names the key, never a value)."""
 
 
+class EsRefused(Exception):
+    """Elasticsearch refused us for a security reason (credentials, TLS trust); ``str()`` is the one
+    line to show: the URL, what was refused and the fix."""
+
+
 class EsConnection(StrictModel):
     """Where Elasticsearch is and how to prove who we are to it."""
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from functools import partial
 from pathlib import Path
 
+import orjson
 import pytest
+import yaml
 from elastic_transport import TlsError
 from elasticsearch import AuthenticationException
 
@@ -114,3 +119,44 @@ async def test_the_consumer_uses_a_rotated_password_file_without_a_restart(
         await es.options(basic_auth=(secure_es.username, secure_es.password_file.read_text().strip())).indices.delete(
             index="t-es-rotation", ignore_unavailable=True)
         await es.close()
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("wrong-password", "refused user 'logpipe'"),
+    ("untrusted-ca", "certificate verify failed"),
+])
+def test_the_consumer_names_a_refused_elasticsearch_in_one_line(
+    secure_es: SecuredEs, tmp_path: Path, unique_name: str, case: str, expected: str
+) -> None:
+    wrong = tmp_path / "pw"
+    wrong.write_text("not-it")
+    es: dict[str, object] = {"url": secure_es.url, "username": secure_es.username}
+    es |= ({"password_file": str(wrong), "ca_file": str(secure_es.ca_file)} if case == "wrong-password"
+           else {"password_file": str(secure_es.password_file)})
+    cfg = {"kafka": {"group_id": unique_name, "topics": [f"{unique_name}-access"]}, "elasticsearch": es,
+           "index": {"prefix": unique_name}, "http": {"host": "127.0.0.1", "port": 0}}
+    path = tmp_path / "consume.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    stderr = tmp_path / "consume.stderr"
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "logpipe.cli.main", "consume", "--config", str(path)],
+                                stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 20
+        line = ""
+        while time.monotonic() < deadline and not line:
+            line = next((ln for ln in stderr.read_text().splitlines() if "TemplatesNotInstalled" in ln), "")
+            time.sleep(0.1)
+        port = next(int(orjson.loads(ln)["port"]) for ln in stderr.read_text().splitlines() if "HttpListening" in ln)
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert proc.poll() is None  # keeps retrying
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert expected in line and "fix:" in line and secure_es.url in line, line
+    assert status == 503
+    assert "Traceback" not in stderr.read_text()
