@@ -172,9 +172,24 @@ async def install_templates(es: AsyncElasticsearch, cfg: IndexConfig) -> bool:
 
 
 async def remove_templates(es: AsyncElasticsearch, prefix: str) -> None:
-    """Delete the templates of ``prefix`` (tests and teardown); missing ones are fine."""
+    """Delete the templates of ``prefix`` (tests and teardown); missing ones are fine. Index
+    templates of other stages built on our components (``<prefix>-tracedeps``) go first: a component
+    still in use cannot be deleted."""
     await remove_jaeger_templates(es, prefix)
     s_name, m_name, t_name = template_names(prefix)
+    try:
+        found = await es.indices.get_index_template(name=f"{prefix}-*")
+        users = [
+            t["name"] for t in found.body.get("index_templates", [])
+            if t["name"] != t_name and {s_name, m_name} & set(t["index_template"].get("composed_of", []))
+        ]
+    except NotFoundError:
+        users = []
+    for name in users:
+        try:
+            await es.indices.delete_index_template(name=name)
+        except NotFoundError:
+            pass
     for call, name in (
         (es.indices.delete_index_template, t_name),
         (es.cluster.delete_component_template, s_name),
