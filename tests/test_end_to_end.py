@@ -17,6 +17,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from elasticsearch import AsyncElasticsearch
 
+from consumer.dependencies.templates import remove_dependency_templates
 from consumer.index_templates import remove_templates
 from tests.end_to_end import Pipeline
 
@@ -37,6 +38,7 @@ async def pipeline(
         es = AsyncElasticsearch(es_url)
         try:
             await es.indices.delete(index=f"{unique_name}-*", allow_no_indices=True, ignore_unavailable=True)
+            await remove_dependency_templates(es, unique_name)  # they use the settings component template
             await remove_templates(es, unique_name)
         finally:
             await es.close()

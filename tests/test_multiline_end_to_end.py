@@ -117,12 +117,13 @@ async def test_real_stack_traces_are_one_document_each_across_a_shipper_kill9(
     py_lines = traces["python"].split(b"\n")
     w.app(b"\n".join(py_lines[:half]) + b"\n")
 
+    logs = f"{pipeline.name}-stdout-*,{pipeline.name}-app-*"  # the log documents (not the trace stores)
     es = AsyncElasticsearch(es_url)
     try:
         pipeline.start_consumer()
         shipper = pipeline.start_shipper()
         done_cri, done_app = len(w.cri_events), len(w.app_events)
-        await wait_count(es, f"{pipeline.name}-*", done_cri + done_app, pipeline)
+        await wait_count(es, logs, done_cri + done_app, pipeline)
         shipper.kill()  # SIGKILL: no flush, no registry write
         shipper.wait(10)
         pipeline.procs.remove(shipper)
@@ -137,9 +138,9 @@ async def test_real_stack_traces_are_one_document_each_across_a_shipper_kill9(
         pipeline.start_shipper()
 
         total = len(w.cri_events) + len(w.app_events)
-        await wait_count(es, f"{pipeline.name}-*", total, pipeline, timeout=120)
+        await wait_count(es, logs, total, pipeline, timeout=120)
         await asyncio.sleep(float(FLUSH[:-1]) + 2)  # the last events were sent after the flush timeout
-        count = await wait_count(es, f"{pipeline.name}-*", total, pipeline)
+        count = await wait_count(es, logs, total, pipeline)
         got_cri = await messages(es, f"{pipeline.name}-stdout-*")
         got_app = await messages(es, f"{pipeline.name}-app-*")
     finally:
