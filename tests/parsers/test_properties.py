@@ -60,7 +60,11 @@ json_objects = st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=10
 
 
 def _check(result: object) -> None:
-    assert isinstance(result, Parsed | Unparseable | Partial)
+    assert isinstance(result, Parsed | Unparseable | Partial | Many)
+    if isinstance(result, Many):  # a span line: its span documents (and service entries), each checked
+        for part in result.parts:
+            _check(part)
+        return
     if isinstance(result, Parsed):
         orjson.dumps(result.doc)  # what the consumer does with it: must serialise
         assert isinstance(result.doc["@timestamp"], str)
