@@ -23,6 +23,7 @@ import pytest
 import yaml
 from elasticsearch import AsyncElasticsearch
 
+from consumer.dependencies.templates import remove_dependency_templates
 from consumer.index_templates import remove_templates
 from logpipe.dev.services.kafka_secure import SecureKafka
 from tests.end_to_end import Pipeline
@@ -104,6 +105,7 @@ async def secure_pipeline(
         es = AsyncElasticsearch(es_url)
         try:
             await es.indices.delete(index=f"{unique_name}-*", allow_no_indices=True, ignore_unavailable=True)
+            await remove_dependency_templates(es, unique_name)  # they use the component templates
             await remove_templates(es, unique_name)
         finally:
             await es.close()

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from elasticsearch import AsyncElasticsearch
 
 from consumer.alerts.restore import fetch_alerts
+from consumer.dependencies.templates import remove_dependency_templates
 from consumer.index_templates import remove_templates
 from logpipe.core.http_auth import HttpClientAuth
 from logpipe.dev.services.alertmanager_secure import SecuredAlertmanager
@@ -271,6 +272,7 @@ async def _cleanup(es_url: str, prefix: str) -> None:
     es = AsyncElasticsearch(es_url)
     try:
         await es.indices.delete(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
+        await remove_dependency_templates(es, prefix)  # they use the component templates
         await remove_templates(es, prefix)
     finally:
         await es.close()
