@@ -221,3 +221,8 @@ class DependencyStage:
     @property
     def partitions(self) -> list[int]:
         return sorted(self._acks)
+
+    @property
+    def committable(self) -> dict[int, int]:
+        """Per owned partition, the offset up to which every link's documents are written."""
+        return {p: a.committed for p, a in self._acks.items()}

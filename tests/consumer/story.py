@@ -314,8 +314,8 @@ class ConsumerStory:
     async def cleanup(self) -> None:
         try:
             await self.es.indices.delete(index=f"{self.prefix}-*", allow_no_indices=True, ignore_unavailable=True)
+            await remove_dependency_templates(self.es, self.prefix)  # first: they use the settings component
             await remove_templates(self.es, self.prefix)
-            await remove_dependency_templates(self.es, self.prefix)
         except Exception:
             pass
         finally:

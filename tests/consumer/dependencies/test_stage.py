@@ -15,8 +15,9 @@ from consumer.dependencies.link import SpanLink
 from consumer.dependencies.linker import count_links, trace_edges
 from consumer.dependencies.stage import DependencyStage
 from consumer.dependencies.store import DependencyStore
+from consumer.dependencies.templates import remove_dependency_templates
 from consumer.es_client import make_client
-from consumer.index_templates import install_templates
+from consumer.index_templates import install_templates, remove_templates
 from tests.consumer.dependencies.test_store import jaeger_view
 
 pytestmark = pytest.mark.integration
@@ -59,8 +60,8 @@ async def env(kafka_bootstrap: str, es_url: str, unique_name: str) -> AsyncItera
         await admin.delete_topics([cfg.trace_dependencies.topic])
         await admin.close()
         await es.indices.delete(index=f"{unique_name}-*", ignore_unavailable=True, allow_no_indices=True)
-        for name in ("tracedeps", "jaeger-dependencies", "daily"):
-            await es.options(ignore_status=404).indices.delete_index_template(name=f"{unique_name}-{name}")
+        await remove_dependency_templates(es, unique_name)  # first: they use the settings component
+        await remove_templates(es, unique_name)
         await es.close()
 
 

@@ -11,9 +11,9 @@ from consumer.dependencies.join import TraceFlush
 from consumer.dependencies.link import SpanLink
 from consumer.dependencies.linker import count_links, trace_edges
 from consumer.dependencies.store import DependencyStore
-from consumer.dependencies.templates import install_dependency_templates
+from consumer.dependencies.templates import install_dependency_templates, remove_dependency_templates
 from consumer.es_client import make_client
-from consumer.index_templates import install_templates
+from consumer.index_templates import install_templates, remove_templates
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,8 @@ async def store(es_url: str, unique_name: str) -> AsyncIterator[DependencyStore]
         yield DependencyStore(es, unique_name, bucket_s=300)
     finally:
         await es.indices.delete(index=f"{unique_name}-*", ignore_unavailable=True, allow_no_indices=True)
-        for name in ("tracedeps", "jaeger-dependencies", "daily"):
-            await es.options(ignore_status=404).indices.delete_index_template(name=f"{unique_name}-{name}")
+        await remove_dependency_templates(es, unique_name)  # first: they use the settings component
+        await remove_templates(es, unique_name)
         await es.close()
 
 

@@ -1,0 +1,99 @@
+"""Dependency stage throughput: span links/s from the links topic to Jaeger's dependency documents.
+
+    python bench/dependencies_bench.py [--traces 20000] [--spans 7] [--partitions 1]
+                                       [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
+
+The link records of ``--traces`` traces (``--spans`` each: a chain of services, client/server pairs)
+are produced to a fresh links topic *before* timing; then one :class:`DependencyStage` is timed from
+its first fetched link until every link's offset is resolved — join, linker, the realtime ``_mget``
+of the stored traces, the trace documents (``refresh=wait_for``) and the bucket rollups. Compare the
+figure with the spans/s of the consumer (docs/BENCHMARKS.md): one link is produced per span.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from consumer.config import ConsumerConfig
+from consumer.dependencies.link import SpanLink
+from consumer.dependencies.stage import DependencyStage
+from consumer.dependencies.templates import remove_dependency_templates
+from consumer.es_client import make_client
+from consumer.index_templates import install_templates, remove_templates
+
+
+def trace_links(i: int, spans: int, now_us: int) -> list[SpanLink]:
+    t = f"{i + 1:032x}"
+    out = [SpanLink(t, f"{1:016x}", (), "svc-0", "server", False, now_us)]
+    for k in range(1, spans):
+        kind = "client" if k % 2 else "server"
+        service = f"svc-{(k + 1) // 2}"
+        out.append(SpanLink(t, f"{k + 1:016x}", (f"{k:016x}",), service, kind, k == spans - 1, now_us + k))
+    return out
+
+
+async def main(args: argparse.Namespace) -> None:
+    name = f"bench-deps-{uuid.uuid4().hex[:8]}"
+    cfg = ConsumerConfig.model_validate({
+        "kafka": {"bootstrap": args.kafka, "group_id": name},
+        "elasticsearch": {"url": args.es},
+        "index": {"prefix": name},
+        "trace_dependencies": {"topic": f"{name}-links", "horizon": "1s", "flush_interval": "500ms"},
+    })
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
+    await admin.start()
+    await admin.create_topics([NewTopic(cfg.trace_dependencies.topic, args.partitions, 1)])
+    es = make_client(cfg.elasticsearch)
+    await install_templates(es, cfg.index)
+    now_us = int(time.time()) * 1_000_000
+    producer = AIOKafkaProducer(bootstrap_servers=args.kafka, acks="all", linger_ms=20)
+    await producer.start()
+    total = 0
+    for i in range(args.traces):
+        for link in trace_links(i, args.spans, now_us):
+            await producer.send(cfg.trace_dependencies.topic, link.encode(), key=link.trace_id.encode())
+            total += 1
+    await producer.flush()
+    await producer.stop()
+
+    stage = DependencyStage(cfg, es)
+    task = asyncio.create_task(stage.run())
+    try:
+        while stage.links_read == 0:
+            await asyncio.sleep(0.01)
+        t0 = time.monotonic()
+        while not (stage.links_read >= total and len(stage.join) == 0 and _resolved(stage, total)):
+            await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - t0
+    finally:
+        stage.request_stop()
+        await task
+    # The horizon (1 s) and one flush interval are waiting, not work: reported beside the rate.
+    print(f"{total} links of {args.traces} traces in {elapsed:.2f} s: {total / elapsed:,.0f} links/s,"
+          f" {args.traces / elapsed:,.0f} traces/s (includes the 1 s horizon)")
+    await es.indices.delete(index=f"{name}-*", ignore_unavailable=True, allow_no_indices=True)
+    await remove_dependency_templates(es, name)  # first: they use the settings component
+    await remove_templates(es, name)
+    await es.close()
+    await admin.delete_topics([cfg.trace_dependencies.topic])
+    await admin.close()
+
+
+def _resolved(stage: DependencyStage, total: int) -> bool:
+    return sum(stage.committable.values()) >= total  # each partition's links start at offset 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--traces", type=int, default=20_000)
+    p.add_argument("--spans", type=int, default=7)
+    p.add_argument("--partitions", type=int, default=1)
+    p.add_argument("--kafka", default="127.0.0.1:9092")
+    p.add_argument("--es", default="http://127.0.0.1:9200")
+    asyncio.run(main(p.parse_args()))
