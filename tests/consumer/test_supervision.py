@@ -45,12 +45,12 @@ async def test_a_failing_fetch_exits_1_with_what_is_indexed_committed(
     with records_of("logpipe.supervisor", logging.ERROR) as recs:
         code = await asyncio.wait_for(app.run(), 120)
     assert code == 1
-    assert [r.getMessage() for r in recs] == ["TaskFailed"]
-    assert recs[0].fields["task"] == "consume" and recs[0].fields["action"] == "exit"  # type: ignore[attr-defined]
+    consume = [r.fields for r in recs if r.fields["task"] == "consume"]  # type: ignore[attr-defined]
+    assert [f["action"] for f in consume] == ["exit"]
     ok, detail = app._healthy()
     assert not ok and "injected" in detail["failed"]
     lag = await story.committed_lag()
-    assert 0 < lag < total  # what was indexed is committed, the rest is not
+    assert 0 < lag < total, f"lag {lag}"  # what was indexed is committed, the rest is not
 
     monkeypatch.undo()  # the restarted container
     async with story.consumer():
