@@ -18,17 +18,19 @@ from logpipe.dev.demo.prefill import prefill
 pytestmark = pytest.mark.integration
 
 
+def run_demo(*args: str) -> str:
+    """``logpipe demo ARGS`` as a user runs it; its stdout, once it exited 0."""
+    res = subprocess.run(
+        [sys.executable, "-m", "logpipe.cli.main", "demo", *args], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    return res.stdout
+
+
 def test_demo_ships_indexes_searches_and_alerts(
     kafka_bootstrap: str, es_url: str, alertmanager_url: str, jaeger_url: str, tmp_path: Path
 ) -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "logpipe.cli.main", "demo", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = res.stdout
-    assert res.returncode == 0, out[-3000:] + res.stderr[-2000:]
+    out = run_demo("--work-dir", str(tmp_path))
     m = re.search(r"(\d+) documents from node (\S+) for (\d+) lines written", out)
     assert m and m.group(1) == m.group(3), out  # exactly once: nothing lost, nothing duplicated
     assert "connection refused (attempt" in out  # the search step found the pay-gw errors
@@ -46,14 +48,7 @@ def test_demo_on_a_used_machine_reads_only_what_its_run_wrote(
     backlog_node = f"backlog-{uuid.uuid4().hex[:12]}"
     asyncio.run(prefill(kafka_bootstrap, 3000, backlog_node))
 
-    res = subprocess.run(
-        [sys.executable, "-m", "logpipe.cli.main", "demo", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = res.stdout
-    assert res.returncode == 0, out[-3000:] + res.stderr[-2000:]
+    out = run_demo("--work-dir", str(tmp_path))
     m = re.search(r"(\d+) documents from node (\S+) for (\d+) lines written", out)
     assert m and m.group(1) == m.group(3), out
     skipped = re.search(r"consumer group (\S+) starts at the current end of .*: (\d+) records of earlier runs", out)
@@ -76,14 +71,7 @@ def test_demo_through_sls_ships_indexes_and_alerts(
     es_url: str, alertmanager_url: str, jaeger_url: str, tmp_path: Path
 ) -> None:
     """`logpipe demo --sink sls`: the shipper's SLS sink and the consumer's SLS source through the local SLS."""
-    res = subprocess.run(
-        [sys.executable, "-m", "logpipe.cli.main", "demo", "--sink", "sls", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = res.stdout
-    assert res.returncode == 0, out[-3000:] + res.stderr[-2000:]
+    out = run_demo("--sink", "sls", "--work-dir", str(tmp_path))
     m = re.search(r"(\d+) documents from node (\S+) for (\d+) lines written", out)
     assert m and m.group(1) == m.group(3), out
     assert re.search(r"the consumer read (\d+) records from SLS", out)
