@@ -20,8 +20,10 @@ app.command("consume", help="Run the indexer: Kafka -> Elasticsearch, evaluating
 )
 app.command("query", help="Analyse JSON access-log files fast: filter, group, aggregate, report.", context_settings=query.CONTEXT_SETTINGS, add_help_option=False)(query.query)  # noqa: E501
 app.command("search", help="Search one Component's logs in Elasticsearch; -f follows live.")(search.search)
-app.command("trace", help="Show every span and log line of one trace, in time order.")(trace.trace)
 app.command("demo", help="Run the whole pipeline locally on generated pod logs, end to end.")(demo.demo)
+app.add_typer(
+    trace.app, name="trace", help="Traces: `trace ID` shows one (spans and log lines, in time order)."
+)
 app.add_typer(alerts.app, name="alerts", help="Validate, test and list keyword alert rules.")
 app.add_typer(dev.app, name="dev", help="Provision and run the local services (Kafka, Elasticsearch, Alertmanager).")
 app.add_typer(config.app, name="config", help="Check configuration files; print their reference (docs/CONFIG.md).")

@@ -1,10 +1,15 @@
-"""`logpipe trace ID`: a trace's spans as a waterfall, then its log lines across Components."""
+"""`logpipe trace ID|show|find|stats`: one trace as a waterfall, and the commands that find traces.
+
+`logpipe trace` is a group whose first word may also be a trace id: `logpipe trace 4bf9…` is
+`logpipe trace show 4bf9…` (the form people type), `logpipe trace find …` searches traces.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from logpipe.cli.search import (
     DEFAULT_ES_URL,
@@ -19,6 +24,22 @@ from logpipe.cli.search import (
 )
 
 
+class TraceGroup(TyperGroup):
+    """A group whose unknown first word is a trace id for ``show`` (so `logpipe trace ID` keeps working)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: typer vendors click privately
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, "[ID | show ID | COMMAND] [ARGS]...")
+
+
+app = typer.Typer(cls=TraceGroup, no_args_is_help=True)
+
+
+@app.command("show")
 def trace(
     trace_id: Annotated[str, typer.Argument(help="The trace id (trace.id), as logged.")],
     es_url: Annotated[

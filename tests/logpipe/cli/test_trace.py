@@ -30,3 +30,9 @@ async def test_trace_prints_waterfall_and_exits_0_or_1_when_unknown(store: LogSt
     missing = logpipe("trace", "tr-none", *common)
     assert (missing.returncode, missing.stdout) == (1, "")
     assert "no span or log line carries trace id 'tr-none'" in missing.stderr
+
+    # `trace ID`, `trace show ID` and options before the id are the same command
+    for argv in (("show", "tr-cli", *common), ("--json", "tr-cli", *common)):
+        again = logpipe("trace", *argv)
+        assert again.returncode == 0, (argv, again.stderr)
+    assert '"tr-cli"' in again.stdout
