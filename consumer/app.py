@@ -37,6 +37,8 @@ from consumer.retention import run_retention
 from consumer.retry import until_ok
 from consumer.sources.kafka import KafkaSource
 from consumer.sources.sls.config import SlsSourceConfig
+from consumer.spanmetrics.exposition import COLLECTOR as SPAN_METRICS_COLLECTOR
+from consumer.spanmetrics.store import SpanMetrics
 from consumer.telemetry import log
 from logpipe.core.es_connection import es_auth_options
 from logpipe.core.supervisor import Policy, Supervisor
@@ -94,8 +96,17 @@ class ConsumerApp:
         links = LinkProducer(cfg.kafka.bootstrap, td.topic, td.partitions, security=cfg.kafka) if deps else None
         # This replica's share of the links topic (consumer/dependencies/).
         self.dependencies = DependencyStage(cfg, self.es) if deps else None
+        sm = cfg.span_metrics
+        # Spans Elasticsearch accepted, counted for /metrics (consumer/spanmetrics/).
+        self.span_metrics = (
+            SpanMetrics(sm.max_series_per_service, sm.max_services, [round(b * 1000, 6) for b in sm.buckets])
+            if sm.enabled else None
+        )
+        if self.span_metrics is not None:
+            SPAN_METRICS_COLLECTOR.add(self.span_metrics)
         self.loop = ConsumeLoop(
             cfg, self.source, bulk, self.dlq, alerts, self.clock, encode=native_encoder(cfg), links=links,
+            span_metrics=self.span_metrics,
         )
         self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready, self._healthy)
         self.supervisor = Supervisor("consumer")
@@ -186,6 +197,8 @@ class ConsumerApp:
         await self.supervisor.stop()
         await self.es.close()
         await self.http.close()
+        if self.span_metrics is not None:
+            SPAN_METRICS_COLLECTOR.discard(self.span_metrics)
 
     def _healthy(self) -> tuple[bool, dict[str, Any]]:
         sup = self.supervisor

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from consumer.sources.sls.config import SlsSourceConfig
+from consumer.spanmetrics.config import SpanMetricsConfig
 from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, load_model
 from logpipe.core.durations import Duration
 from logpipe.core.es_connection import EsConnection
@@ -215,6 +216,7 @@ class ConsumerConfig(StrictModel):
     http: HttpConfig = Field(default_factory=HttpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     trace_dependencies: TraceDependenciesConfig = Field(default_factory=TraceDependenciesConfig)
+    span_metrics: SpanMetricsConfig = Field(default_factory=SpanMetricsConfig)
     partial_line_timeout: Duration = 5.0
     """A CRI line whose final fragment has not come within this is indexed as it is (flagged
     ``partial_incomplete``), so its fragments can be committed: a dead writer never stalls a partition."""

@@ -7,7 +7,8 @@ sink, tried again with backoff until it is acknowledged. Only then — indexed, 
 a work resolved: its offsets handed to :class:`consumer.offsets.PartitionOffsets` and its bytes freed
 (``consumer/flow.py``). Nothing else resolves work. An indexed span (``log_type`` ``trace``) has one
 more step in its finalizer when a link sink is given: its link record (``consumer/dependencies/``)
-must be acknowledged by the links topic first, or a crash after the commit would lose it.
+must be acknowledged by the links topic first, or a crash after the commit would lose it. Every
+span Elasticsearch accepted is counted once in the span metrics (``consumer/spanmetrics/``), here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from consumer.indexer import Indexer
 from consumer.offsets import PartitionOffsets
 from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, LinkSink
 from consumer.retry import backoff_seconds
+from consumer.spanmetrics.store import SpanMetrics
 from consumer.telemetry import AlertObserveFailed, DeadLetterFailed, RecordDeadLettered, log
 from consumer.work import Work
 
@@ -45,6 +47,7 @@ class Dispatch:
         on_resolved: Callable[[], None],
         links: LinkSink | None = None,
         peer_service_tag: str = "",
+        span_metrics: SpanMetrics | None = None,
     ) -> None:
         self.cfg = cfg
         self.batcher = BulkBatcher(cfg.max_bytes, cfg.max_actions, clock.monotonic)
@@ -57,6 +60,7 @@ class Dispatch:
         self._on_resolved = on_resolved
         self._links = links
         self._peer_tag = peer_service_tag
+        self._span_metrics = span_metrics
         self._ready: deque[BulkRequest] = deque()
         self._bulk_tasks: set[asyncio.Task[None]] = set()
         self._dlq_tasks: set[asyncio.Task[None]] = set()
@@ -123,6 +127,11 @@ class Dispatch:
             self._idle.set()
 
     def _indexed(self, items: list[Work]) -> None:
+        if self._span_metrics is not None:
+            try:
+                self._span_metrics.observe_all(w.document() for w in items if w.log_type == "trace")
+            except Exception as exc:  # metrics must never stop indexing
+                log.error("SpanMetricsFailed", extra={"fields": {"error": repr(exc)[:300]}})
         if self._links is not None and any(w.log_type == "trace" for w in items):
             spans = [w for w in items if w.log_type == "trace"]
             self._start(self._link_tasks, self._send_links(spans))

@@ -28,6 +28,7 @@ from consumer.offsets import PartitionOffsets
 from consumer.ownership import ComponentOwnership
 from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, LinkSink, Source
 from consumer.retry import until_ok
+from consumer.spanmetrics.store import SpanMetrics
 from consumer.telemetry import AlertObserveFailed, set_buffered_bytes, set_partition_lag
 from consumer.work import TopicPartitionKey
 from logpipe.core.supervisor import Heartbeat
@@ -52,6 +53,7 @@ class ConsumeLoop:
         encode: EncodeFn | None = None,
         new_parser: Callable[[], RecordParser] | None = None,
         links: LinkSink | None = None,
+        span_metrics: SpanMetrics | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock: Clock = clock or SystemClock()
@@ -64,7 +66,7 @@ class ConsumeLoop:
         self.offsets: PartitionOffsets = self.commits.offsets
         self.dispatch = Dispatch(
             cfg.bulk, endpoint, dead_letters, alerts, self.offsets, self.flow, self.clock, self.commits.resolved,
-            links, cfg.trace_dependencies.peer_service_tag,
+            links, cfg.trace_dependencies.peer_service_tag, span_metrics,
         )
         self.indexer: Indexer = self.dispatch.indexer
         mapping, monotonic = cfg.fields, self.clock.monotonic  # the CRI timeout runs on the loop's clock too

@@ -28,6 +28,7 @@ from consumer.config import ConsumerConfig
 from consumer.dependencies.link import SpanLink
 from consumer.loop import ConsumeLoop
 from consumer.ports import BulkHttpError, BulkUnreachable, PartitionListener
+from consumer.spanmetrics.store import SpanMetrics
 from consumer.work import TopicPartitionKey, Work
 from logpipe.core.envelope import LineRecord, SourceMeta
 from parsers.access_encoder import EncodeFn
@@ -383,6 +384,7 @@ class LoopStory:
     encode: EncodeFn | None = None
     new_parser: Callable[[], Any] | None = None
     links: MemoryLinks | None = None
+    span_metrics: SpanMetrics | None = None
 
     def __post_init__(self) -> None:
         self.clock = FakeClock()
@@ -392,7 +394,7 @@ class LoopStory:
         self.alerts = RecordingAlerts()
         self.loop = ConsumeLoop(
             self.cfg, self.source, self.bulk, self.dead, self.alerts, self.clock,
-            encode=self.encode, new_parser=self.new_parser, links=self.links,
+            encode=self.encode, new_parser=self.new_parser, links=self.links, span_metrics=self.span_metrics,
         )
         self._offsets: dict[str, int] = {}
 

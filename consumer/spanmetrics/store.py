@@ -1,0 +1,126 @@
+"""Calls and duration histograms of indexed spans, per service and (span name, kind, status), in bounded memory.
+
+The dimensions and their values are the OpenTelemetry spanmetrics connector's: ``service.name``,
+``span.name``, ``span.kind`` (``SPAN_KIND_SERVER``...) and ``status.code`` (``STATUS_CODE_ERROR``...),
+durations in milliseconds into explicit buckets (``le`` semantics: a span of exactly 10 ms is in
+the 10 ms bucket, as the connector's ``sort.SearchFloat64s`` puts it).
+
+Memory is capped like the connector's ``aggregation_cardinality_limit``, per service: once a service
+holds ``max_series`` series, the spans of a new series are counted in that service's overflow
+series (all other dimensions dropped, ``otel.metric.overflow=true``); past ``max_services`` services,
+in one overflow series without a service. So the number of series — and the memory — is at most
+``max_services * (max_series + 1) + 1`` whatever names the spans carry; names are cut at
+``MAX_LABEL`` characters (Jaeger's ``operationName`` mapping indexes no more: ``ignore_above: 256``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LABEL = 256
+KINDS = {
+    "server": "SPAN_KIND_SERVER",
+    "client": "SPAN_KIND_CLIENT",
+    "internal": "SPAN_KIND_INTERNAL",
+    "producer": "SPAN_KIND_PRODUCER",
+    "consumer": "SPAN_KIND_CONSUMER",
+}
+UNSPECIFIED = "SPAN_KIND_UNSPECIFIED"
+STATUS_ERROR, STATUS_OK, STATUS_UNSET = "STATUS_CODE_ERROR", "STATUS_CODE_OK", "STATUS_CODE_UNSET"
+
+SeriesKey = tuple[str, str, str]
+"""(span name, span kind, status code); ``OVERFLOW`` for the overflow series."""
+OVERFLOW: SeriesKey = ("", "", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series as exported: its labels' values (``service`` None: the services' overflow)."""
+
+    service: str | None
+    key: SeriesKey
+    calls: int
+    sum_ms: float
+    buckets: Sequence[int]
+    """Non-cumulative counts per bound, the last one above every bound (``+Inf``)."""
+
+    @property
+    def overflow(self) -> bool:
+        return self.key == OVERFLOW or self.service is None
+
+
+def status_code(doc: Mapping[str, Any]) -> str:
+    """``STATUS_CODE_ERROR`` for a failed span, ``_OK`` when the span set OK (OTLP), else ``_UNSET``."""
+    event = doc.get("event")
+    if isinstance(event, Mapping) and event.get("outcome") == "failure":
+        return STATUS_ERROR
+    for tag in doc.get("tags") or ():
+        if tag.get("key") == "otel.status_code":
+            value = tag.get("value")
+            return STATUS_OK if value == "OK" else STATUS_ERROR if value == "ERROR" else STATUS_UNSET
+    return STATUS_UNSET
+
+
+class SpanMetrics:
+    """The counters; :meth:`observe` is called once per span Elasticsearch accepted."""
+
+    def __init__(self, max_series: int, max_services: int, bounds_ms: Sequence[float]) -> None:
+        self.max_series = max_series
+        self.max_services = max_services
+        self.bounds_ms = tuple(bounds_ms)
+        # service -> series key -> [calls, sum_ms, bucket counts...]; None: the services' overflow
+        self._services: dict[str | None, dict[SeriesKey, list[Any]]] = {}
+
+    def _row(self) -> list[Any]:
+        return [0, 0.0] + [0] * (len(self.bounds_ms) + 1)
+
+    def observe(self, doc: Mapping[str, Any]) -> None:
+        """Count one indexed span document (``parsers/spans/document.py``'s ECS fields)."""
+        service_obj = doc.get("service")
+        span = doc.get("span")
+        event = doc.get("event")
+        if not isinstance(service_obj, Mapping) or not isinstance(span, Mapping):
+            return  # not a span document
+        service: str | None = str(service_obj.get("name") or "")[:MAX_LABEL]
+        duration_ns = event.get("duration") if isinstance(event, Mapping) else None
+        ms = duration_ns / 1e6 if isinstance(duration_ns, int | float) and duration_ns > 0 else 0.0
+        series = self._services.get(service)
+        if series is None:
+            if len(self._services) - (None in self._services) >= self.max_services:
+                service = None
+                series = self._services.setdefault(None, {})
+            else:
+                series = self._services[service] = {}
+        if service is None:
+            key = OVERFLOW
+        else:
+            key = (str(span.get("name") or "")[:MAX_LABEL], KINDS.get(str(span.get("kind")), UNSPECIFIED),
+                   status_code(doc))
+        row = series.get(key)
+        if row is None:
+            if len(series) >= self.max_series and key != OVERFLOW:
+                key = OVERFLOW
+                row = series.get(key)
+            if row is None:
+                row = series[key] = self._row()
+        row[0] += 1
+        row[1] += ms
+        row[2 + bisect_left(self.bounds_ms, ms)] += 1
+
+    def observe_all(self, docs: Iterable[Mapping[str, Any] | None]) -> None:
+        for doc in docs:
+            if doc is not None:
+                self.observe(doc)
+
+    @property
+    def series_count(self) -> int:
+        return sum(len(s) for s in self._services.values())
+
+    def series(self) -> Iterator[Series]:
+        """Every series, overflow ones included (a snapshot: the counts as of now)."""
+        for service, rows in self._services.items():
+            for key, row in rows.items():
+                yield Series(service, key, row[0], row[1], tuple(row[2:]))
