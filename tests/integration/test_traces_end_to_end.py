@@ -185,6 +185,8 @@ async def test_sdk_and_zipkin_spans_come_back_whole_from_jaeger_and_logpipe_trac
     assert await trace_main(TraceOptions(otel_trace, es_url=es_url, index_prefix=unique_name), out) == 0
     lines = out.getvalue().splitlines()
     assert lines[0].startswith(f"trace {otel_trace}  4 spans, 2 services") and ", 1 failed" in lines[0]
-    rows = [ln.split("|")[0].split() for ln in lines[1:5]]
-    assert [r[0] for r in rows] == [cart, cart, cart, pricing]
-    assert "price" in lines[3] and "✗" in lines[3] and "quote" in lines[4]
+    # load cart, then price -> quote, one after the other: every span is on the critical path
+    assert lines[0].endswith("critical path 4 spans")
+    rows = [ln.split("|")[0].split() for ln in lines[2:6]]
+    assert [r[:2] for r in rows] == [["◆", cart], ["◆", cart], ["◆", cart], ["◆", pricing]]
+    assert "price" in lines[4] and "✗" in lines[4] and "quote" in lines[5]

@@ -73,6 +73,23 @@ def json_line(doc: LogDoc) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
 
 
+def text_line(doc: LogDoc, *, colour: bool, marks: bool = False) -> str:
+    """``<time> <pod> <level> <message>``; ``marks``: grep -C style ``:``/``-`` after the pod."""
+    t = doc.timestamp
+    ts = iso_ms(t) if t is not None else "-"
+    pod = doc.text(F.POD) or doc.text(F.COMPONENT) or "-"
+    level = doc.text(F.LEVEL).upper()
+    mark = ("-" if doc.context else ":") if marks else ""
+    body = summary(doc)
+    if not colour:
+        return " ".join(p for p in (ts, pod + mark, level, body) if p)
+    pod_txt = f"\x1b[{pod_colour(pod)}m{pod}{RESET}{mark}"
+    level_txt = f"\x1b[{LEVEL_COLOURS[level]}m{level}{RESET}" if level in LEVEL_COLOURS else level
+    if doc.context:
+        body = f"{DIM}{body}{RESET}"
+    return " ".join(p for p in (f"{DIM}{ts}{RESET}", pod_txt, level_txt, body) if p)
+
+
 class Renderer:
     """Writes documents to ``out`` as text (coloured when ``colour``) or as JSON lines."""
 
@@ -84,19 +101,7 @@ class Renderer:
         self.printed = 0
 
     def text_line(self, doc: LogDoc) -> str:
-        t = doc.timestamp
-        ts = iso_ms(t) if t is not None else "-"
-        pod = doc.text(F.POD) or doc.text(F.COMPONENT) or "-"
-        level = doc.text(F.LEVEL).upper()
-        mark = ("-" if doc.context else ":") if self.marks else ""
-        body = summary(doc)
-        if not self.colour:
-            return " ".join(p for p in (ts, pod + mark, level, body) if p)
-        pod_txt = f"\x1b[{pod_colour(pod)}m{pod}{RESET}{mark}"
-        level_txt = f"\x1b[{LEVEL_COLOURS[level]}m{level}{RESET}" if level in LEVEL_COLOURS else level
-        if doc.context:
-            body = f"{DIM}{body}{RESET}"
-        return " ".join(p for p in (f"{DIM}{ts}{RESET}", pod_txt, level_txt, body) if p)
+        return text_line(doc, colour=self.colour, marks=self.marks)
 
     def write(self, doc: LogDoc) -> None:
         """Print one document."""

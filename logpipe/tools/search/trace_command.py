@@ -1,4 +1,5 @@
-"""``logpipe trace ID``: the trace's spans as a waterfall, then its log lines in time order."""
+"""``logpipe trace ID``: the trace's spans as a waterfall — critical path marked, self time per span,
+each log line under the span whose ``span.id`` it carries — then the other log lines in time order."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from logpipe.tools.search.errors import SearchError
 from logpipe.tools.search.hits import LogDoc
 from logpipe.tools.search.query_builder import index_pattern, time_sort, trace_query
 from logpipe.tools.search.render import Renderer
-from logpipe.tools.search.spans import Span, tree_json, waterfall
+from logpipe.tools.search.spans import Span, place_logs, span_tree, tree_json, waterfall
 
 MAX_DOCS = 10_000
 EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 0, 1, 2
@@ -61,20 +62,18 @@ async def trace_main(o: TraceOptions, out: TextIO) -> int:
     async with SearchClient(o.es or o.es_url) as client:
         found = await fetch_trace(client, o.index_prefix, o.trace_id.strip())
     if o.as_json:
-        doc = {
-            "trace_id": o.trace_id,
-            "spans": tree_json(found.spans),
-            "logs": [{"_id": d.id, "_index": d.index, **d.source} for d in found.logs],
-        }
+        doc = {"trace_id": o.trace_id, **tree_json(found.spans, found.logs)}
         out.write(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
     else:
-        for line in waterfall(o.trace_id, found.spans, colour=o.colour):
+        for line in waterfall(o.trace_id, found.spans, colour=o.colour, logs=found.logs):
             out.write(line + "\n")
-        if found.logs:
+        _, rest = place_logs(span_tree(found.spans), found.logs)
+        if rest:
             if found.spans:
                 out.write("\n")
-            out.write(f"log lines ({len(found.logs)}):\n")
-            Renderer(out, colour=o.colour, as_json=False).write_all(found.logs)
+            what = "log lines" if len(rest) == len(found.logs) else "log lines without a span of the trace"
+            out.write(f"{what} ({len(rest)}):\n")
+            Renderer(out, colour=o.colour, as_json=False).write_all(rest)
     out.flush()
     return EXIT_FOUND if found.spans or found.logs else EXIT_NONE
 

@@ -24,7 +24,7 @@ async def test_trace_prints_waterfall_and_exits_0_or_1_when_unknown(store: LogSt
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("trace tr-cli  1 span, 1 service, 2.0ms")
-    assert lines[1].startswith("  pay  GET /api/pay")
+    assert lines[2].split("|")[0].split() == ["◆", "pay", "GET", "/api/pay", "2.0ms", "2.0ms"]
     assert lines[-1].endswith("pay-1 INFO paying")
 
     missing = logpipe("trace", "tr-none", *common)
