@@ -93,6 +93,8 @@ class FieldResolver:
 
     def _raw(self, key: str) -> str:
         owner = next((f for f in self.dialect.fields if key in f.keys), None)
+        if owner is not None and owner.kind == "duration" and key.startswith(_LIST_KEY_PREFIX):
+            return duration_sql(self.raw(key, "VARCHAR"))
         if owner is not None and owner.kind in ("long", "duration"):
             return self.raw(key, "DOUBLE")
         if owner is not None and keeps_empty(owner):  # "" is a value, as in the consumer
@@ -139,6 +141,25 @@ class FieldResolver:
         if spec.name == "path":
             text = f"split_part({text}, '?', 1)"  # "" stays "" (the consumer's url.path)
         return Column(name, text, "number" if spec.kind == "long" else "text", spec)
+
+
+# nginx upstream lists as the consumer reads them (parsers/fieldmap.py to_number): numbers of digits
+# with at most one dot, separated by "," or ":", a "-" or empty element being no value.
+_NUM = r"[0-9]+\.?[0-9]*|\.[0-9]+"
+# Only nginx's $upstream_* variables hold lists; other duration keys stay DOUBLE columns (cheaper).
+_LIST_KEY_PREFIX = "upstream_"
+_LIST = rf"\s*(-|{_NUM})?(\s*[,:]\s*(-|{_NUM})?)*\s*"
+
+
+def duration_sql(text: str) -> str:
+    """DOUBLE of a raw duration read as text: a number, or the SUM of an nginx upstream list
+    (``"0.004, 0.002"`` after retries, ``"0.010 : 0.003"`` after an internal redirect), as the
+    consumer maps it into ``event.duration``; NULL when absent, ``-`` or not a number."""
+    listed = (
+        f"CASE WHEN regexp_full_match({text}, '{_LIST}') AND regexp_matches({text}, '[0-9]')"
+        f" THEN list_sum(CAST(regexp_extract_all({text}, '{_NUM}') AS DOUBLE[])) END"
+    )
+    return f"CASE WHEN contains({text}, ',') OR contains({text}, ':') THEN {listed} ELSE TRY_CAST({text} AS DOUBLE) END"
 
 
 def number_text_sql(sql: str) -> str:

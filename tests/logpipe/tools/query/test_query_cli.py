@@ -16,6 +16,7 @@ import zstandard
 from typer.testing import CliRunner
 
 from logpipe.cli.main import app
+from logpipe.core.fields import FieldMappingConfig
 from tests.logpipe.tools.query.reference import (
     START,
     close,
@@ -255,6 +256,25 @@ def test_short_ecs_and_raw_names_and_units(tmp_path: Path) -> None:
     ]
     by_raw = jsonl(run(str(log), "--by", "uri")[1])
     assert sorted(by_raw, key=lambda r: str(r["uri"])) == [{"uri": "/a?x=1", "count": 1}, {"uri": None, "count": 1}]
+
+
+def test_upstream_lists_are_summed_into_the_duration_as_the_consumer_indexes_them(tmp_path: Path) -> None:
+    from parsers import LineParser, Parsed
+
+    times = ["0.004, 0.002", "0.010 : 0.003", "0.1, , 0.2", "-, 0.25", "0.5", "-", "- : -", "0.1, abc", "-0.1, 0.2"]
+    docs = [{"uri": f"/u{i}", "status": 502, "upstream_response_time": t} for i, t in enumerate(times)]
+    docs.append({"uri": "/r", "status": 200, "request_time": "0.020", "upstream_response_time": "0.004, 0.002"})
+    log = write(tmp_path / "up.log", [orjson.dumps(d).decode() for d in docs])
+    out = jsonl(run(str(log), "--dialect", "nginx", "--by", "path", "--agg", "sum(event.duration)")[1])
+    got = {r["path"]: r["sum(event.duration)"] for r in out}
+    parser = LineParser(FieldMappingConfig(dialect="nginx"))
+    want: dict[str, Any] = {}
+    for d in docs:
+        parsed = parser.parse(orjson.dumps(d), {"lp.type": "access", "lp.component": "web"})
+        assert isinstance(parsed, Parsed)
+        want[d["uri"]] = parsed.doc.get("event", {}).get("duration")
+    assert want["/u0"] == 6_000_000 and want["/u1"] == 13_000_000 and want["/r"] == 20_000_000  # the sum, not the last
+    assert {p: None if v is None else round(v) for p, v in got.items()} == want
 
 
 def test_unknown_keys_of_the_data_can_be_used(tmp_path: Path) -> None:
