@@ -28,7 +28,7 @@ enum { V_NULL, V_TRUE, V_FALSE, V_INT, V_FLOAT, V_STR };
 enum { OUT_OK, OUT_KEEP, OUT_INVALID, OUT_TIME, OUT_DECLINE };
 /* Headers we read (logpipe/envelope.py). */
 enum { H_NODE, H_NAMESPACE, H_POD, H_POD_UID, H_CONTAINER, H_COMPONENT, H_TYPE, H_PATH, H_OFFSET, H_FILE_ID,
-       H_READ_TS, H_FLAGS, NHEADERS };
+       H_READ_TS, H_FLAGS, H_FORMAT, NHEADERS };
 
 #define MAX_KEYS 64
 #define MAX_LAYOUTS 512
@@ -1051,7 +1051,9 @@ static int header_index(PyObject *k) {
     case 5:
         return memcmp(s, "flags", 5) == 0 ? H_FLAGS : -1;
     case 6:
-        return memcmp(s, "offset", 6) == 0 ? H_OFFSET : -1;
+        if (memcmp(s, "offset", 6) == 0)
+            return H_OFFSET;
+        return memcmp(s, "format", 6) == 0 ? H_FORMAT : -1;
     case 7:
         if (memcmp(s, "file_id", 7) == 0)
             return H_FILE_ID;
@@ -1085,6 +1087,11 @@ static int digits_value(Str s, int64_t *out) {
     }
     *out = v;
     return 1;
+}
+
+/* lp.format (a shipper rule's access format): absent, "auto" or "json" lets a JSON line be encoded here. */
+static int format_is_json(Str f) {
+    return f.n == 0 || (f.n == 4 && (memcmp(f.p, "json", 4) == 0 || memcmp(f.p, "auto", 4) == 0));
 }
 
 /* decode_headers + Draft: 1 ok, 0 decline. */
@@ -1646,6 +1653,8 @@ static PyObject *encode_impl(Encoder *e, PyObject *const *args, Py_ssize_t nargs
         return decline();
     if (h[H_TYPE].n != 6 || memcmp(h[H_TYPE].p, "access", 6) != 0 || h[H_FILE_ID].n == 0)
         return decline();
+    if (!format_is_json(h[H_FORMAT]))
+        return decline(); /* a rule chose a text format (or one unknown here): the Python path */
     int64_t offset, read_ms;
     if (!digits_value(h[H_OFFSET], &offset) || !digits_value(h[H_READ_TS], &read_ms))
         return decline();

@@ -5,10 +5,11 @@ A text line is cut by its format's pattern into the nginx variables it holds (``
 object goes through the same field mapping as a JSON line (``fieldmap.py``): the same ECS fields,
 ``$request`` split into method, path and query, ``$time_local`` as the time, the rest in ``extra``.
 The format is detected per line, most specific first (``upstreaminfo`` is ``combined`` plus the
-ingress fields). nginx writes bytes of a text line that are not printable ASCII, and ``"`` and ``\\``,
-as ``\\xHH``: they are decoded back (then UTF-8 with U+FFFD, flagged ``invalid_utf8`` when needed),
-so a path or user agent reads as in the JSON format. A line of no known format is indexed with its
-text in ``message``, flagged ``unknown_format``.
+ingress fields), unless the shipper's rule chose one (header ``lp.format``): then only that one is
+tried. nginx writes bytes of a text line that are not printable ASCII, and ``"`` and ``\\``, as
+``\\xHH``: they are decoded back (then UTF-8 with U+FFFD, flagged ``invalid_utf8`` when needed), so
+a path or user agent reads as in the JSON format. A line of no known format is indexed with its text
+in ``message``, flagged ``unknown_format``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,15 @@ def unescape(value: bytes) -> bytes:
     return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), value) if b"\\x" in value else value
 
 
-def split_text(line: bytes) -> tuple[str, dict[str, bytes]] | None:
-    """The format's name and its variables (raw bytes, unescaped), or None when no format matches."""
+FORMAT_NAMES = tuple(name for name, _, _ in FORMATS)
+
+
+def split_text(line: bytes, only: str | None = None) -> tuple[str, dict[str, bytes]] | None:
+    """The format's name and its variables (raw bytes, unescaped), or None when no format matches;
+    ``only`` names the one format to try (a shipper rule's choice), else each is tried in turn."""
     for name, pattern, fields in FORMATS:
+        if only is not None and name != only:
+            continue
         m = pattern.match(line)
         if m is not None:
             return name, {f: unescape(v) for f, v in zip(fields, m.groups(), strict=True)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from logpipe.core.envelope import H_FILE_ID, H_OFFSET, H_TYPE
+from logpipe.core.envelope import H_FILE_ID, H_FORMAT, H_OFFSET, H_TYPE
 from logpipe.core.fields import FieldMappingConfig, Unit
 from parsers.access import parse_access
 from parsers.app import parse_app
@@ -57,7 +57,7 @@ class LineParser:
                 return self.spans.parse(value, headers)
             draft = Draft(headers, log_type or "", self.window)
             if log_type == "access":
-                return parse_access(value, draft, self.fieldmap)
+                return parse_access(value, draft, self.fieldmap, headers.get(H_FORMAT))
             if log_type == "stdout":
                 return self.cri.parse(value, headers, draft)
             if log_type == "app":

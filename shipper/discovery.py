@@ -471,7 +471,8 @@ class Discovery:
 
     def _add(self, scope: Scope, root: str, f: _Found, pod: PodInfo) -> None:
         target = FileTarget(root=root, relpath=f.relpath, log_type=f.rule.log_type, topic=f.rule.topic,
-                            pod=pod, node=self.node, multiline=f.rule.multiline_for(pod.component))
+                            pod=pod, node=self.node, multiline=f.rule.multiline_for(pod.component),
+                            access_format=f.rule.access_format)
         self._known.setdefault(scope, {})[f.relpath] = _Known(target, f.dev, f.ino)
         FileDiscovered(path=target.abspath, log_type=target.log_type).emit()
         self._emit(FileAdded(target, f.dev, f.ino))

@@ -36,6 +36,7 @@ from logpipe.core.config_base import StrictModel
 from shipper.multiline import MultilineConfig, MultilineSpec
 
 LogType = Literal["access", "app", "stdout", "trace"]
+AccessFormat = Literal["auto", "json", "combined", "upstreaminfo"]  # logpipe.core.envelope.ACCESS_FORMATS
 
 ROTATED = ("*.log", "*.log.[0-9]*")
 SKIPPED_SUFFIXES = ["*.gz", "*.zip", "*.bz2", "*.xz", "*.zst", "*.lz4", "*.tmp", "*.swp"]
@@ -57,6 +58,11 @@ class RuleConfig(StrictModel):
     """emptydir rules only: glob on the EmptyDir volume name, e.g. ``logs*``."""
     container: str = "*"
     """cri rules only: glob on the container name, e.g. ``istio-proxy``."""
+    format: AccessFormat = "auto"
+    """access rules only: the lines' format — ``auto`` (a JSON object, else nginx ``combined`` or
+    ingress-nginx ``upstreaminfo`` detected per line), ``json``, ``combined`` or ``upstreaminfo``
+    (every line read as that format; a line that does not match keeps its text in ``message``,
+    flagged ``unknown_format``). Sent to the consumer in the ``lp.format`` header."""
     multiline: MultilineConfig | None = None
     """How lines join into one event (stack traces), see ``shipper/multiline.py``; default ``{mode: auto}``
     for types app and stdout, ``{mode: off}`` for access and trace."""
@@ -67,6 +73,13 @@ class RuleConfig(StrictModel):
         if not v or not all(v):
             raise ValueError("no glob to match — fix: give at least one non-empty glob, e.g. [\"*.log\"]")
         return v
+
+    @model_validator(mode="after")
+    def _format_ok(self) -> RuleConfig:
+        if self.format != "auto" and self.type != "access":
+            raise ValueError(f"format: {self.format!r} is a format of access lines, this rule ships type "
+                             f"{self.type!r} — fix: remove `format` or set `type: access`")
+        return self
 
     @field_validator("topic")
     @classmethod
@@ -131,6 +144,7 @@ class Rule:
     _scope: re.Pattern[str]  # volume (emptydir) or container (cri) name
     multiline: MultilineSpec | None = None
     multiline_components: tuple[tuple[str, MultilineSpec | None], ...] = ()
+    access_format: str = ""  # the rule's chosen access format; "": detected per line (auto)
 
     def multiline_for(self, component: str) -> MultilineSpec | None:
         """How lines of a file of ``component`` join into events (None: one line, one event)."""
@@ -165,6 +179,7 @@ def _compile(cfg: RuleConfig, scope: str, prefix: str, ignore_case: bool,
         _scope=_globs([scope], ignore_case),
         multiline=multiline.build(),
         multiline_components=components,
+        access_format="" if cfg.format == "auto" else cfg.format,
     )
 
 

@@ -268,4 +268,5 @@ def source_meta(target: FileTarget, stream_id: str) -> SourceMeta:
         log_type=target.log_type,
         path=target.abspath,
         file_id=stream_id,
+        access_format=target.access_format,
     )

@@ -36,6 +36,7 @@ class FileTarget:
     pod: PodInfo
     node: str
     multiline: MultilineSpec | None = None  # how lines join into events (shipper/multiline.py); None: never
+    access_format: str = ""  # the rule's chosen access format (lp.format); "": detected per line
 
     @property
     def abspath(self) -> str:

@@ -30,10 +30,13 @@ H_OFFSET = "lp.offset"  # byte offset of the line's first byte in its file, deci
 H_FILE_ID = "lp.file_id"  # the stream's identity, e.g. "fingerprint::<hex>" (see shipper/identity.py)
 H_READ_TS = "lp.read_ts"  # when the shipper read the line, epoch milliseconds, decimal ASCII
 H_FLAGS = "lp.flags"  # comma-separated, e.g. "truncated"
+H_FORMAT = "lp.format"  # access lines: the format the shipper's rule chose (absent: detected per line)
 
 ENVELOPE_VERSION_BYTES = str(ENVELOPE_VERSION).encode()
 
 LOG_TYPES = ("access", "app", "stdout", "trace")
+# Formats a shipper rule may choose for access lines (``lp.format``); "auto" is sent as no header.
+ACCESS_FORMATS = ("auto", "json", "combined", "upstreaminfo")
 
 
 def envelope_version(headers: Mapping[str, str]) -> int:
@@ -57,14 +60,16 @@ class SourceMeta:
     log_type: str
     path: str
     file_id: str
+    access_format: str = ""  # the rule's chosen access format (ACCESS_FORMATS); "": detected per line
 
 
 class HeaderTemplate:
     """The record headers of one file's lines, in their wire order: the only place that order is written.
 
-    ``head``: ``lp.v`` and the per-file headers before ``lp.offset``; then ``lp.offset`` (per line), ``lp.file_id``,
-    and the :meth:`tail` (``lp.read_ts``, per read, and ``lp.flags`` when there are any). Built once
-    per file by the shipper's hot path, so a line costs one small list.
+    ``head``: ``lp.v`` and the per-file headers before ``lp.offset`` (``lp.format`` only when a rule
+    chose one); then ``lp.offset`` (per line), ``lp.file_id``, and the :meth:`tail` (``lp.read_ts``,
+    per read, and ``lp.flags`` when there are any). Built once per file by the shipper's hot path,
+    so a line costs one small list.
     """
 
     __slots__ = ("file_id", "head", "meta")
@@ -81,7 +86,7 @@ class HeaderTemplate:
             (H_COMPONENT, m.component.encode()),
             (H_TYPE, m.log_type.encode()),
             (H_PATH, m.path.encode()),
-        )
+        ) + (((H_FORMAT, m.access_format.encode()),) if m.access_format else ())
         self.file_id = (H_FILE_ID, m.file_id.encode())
 
     @staticmethod

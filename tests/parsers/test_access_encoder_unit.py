@@ -668,3 +668,21 @@ def test_encoder_is_collected() -> None:
     del enc
     gc.collect()
     assert ref() is None
+
+
+def test_a_rule_chosen_text_format_leaves_the_line_to_the_python_path() -> None:
+    from consumer.bulk import index_name
+    from parsers import LineParser, Parsed
+
+    enc, value = encoder(), line()
+    plain = enc.encode(value, headers(), INGESTED)
+    assert plain is not None
+    for fmt in (b"json", b"auto"):  # a JSON line of a rule that says json (or auto) stays native
+        assert enc.encode(value, headers(format=fmt), INGESTED) == plain
+    assert enc.encode(value, headers(format=b"apache"), INGESTED) is None  # unknown here: Python flags it
+    for fmt in (b"combined", b"upstreaminfo"):
+        assert enc.encode(value, headers(format=fmt), INGESTED) is None
+        parsed = LineParser().parse(value, {k: v.decode() for k, v in headers(format=fmt)})
+        assert isinstance(parsed, Parsed) and "http" not in parsed.doc  # not read as JSON
+        assert parsed.doc["message"] == value.decode()
+        assert index_name("logpipe", "access", parsed.doc, 0.0) == plain[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logpipe.core.fields import FieldMappingConfig
-from parsers import LineParser
+from parsers import LineParser, Unparseable
 from parsers.access_text import split_text
 from tests.parsers.stories import field, headers, parse_doc
 
@@ -61,3 +61,26 @@ def test_the_format_is_detected_per_line() -> None:
     parser = LineParser()
     docs = [parser.parse(line, headers("access")).doc for line in (COMBINED, UPSTREAMINFO, b'{"status": 201}')]  # type: ignore[union-attr]
     assert [field(d, "http.response.status_code") for d in docs] == [404, 502, 201]
+
+
+def test_a_format_chosen_by_the_shipper_rule_is_the_only_one_tried() -> None:
+    def parse(line: bytes, fmt: str) -> object:
+        return LineParser(FieldMappingConfig(dialect="nginx")).parse(line, headers("access", lp_format=fmt))
+
+    up = parse(UPSTREAMINFO, "upstreaminfo").doc  # type: ignore[attr-defined]
+    assert field(up, "http.response.status_code") == 502 and up["extra"]["req_id"] == "7b3f9c2e"
+    # A combined rule reads an upstreaminfo line as no known line (its tail is not combined's), and a
+    # JSON line as text: its text kept in message, flagged.
+    for line, fmt in ((UPSTREAMINFO, "combined"), (COMBINED, "upstreaminfo"), (b'{"status": 201}', "combined")):
+        doc = parse(line, fmt).doc  # type: ignore[attr-defined]
+        assert "unknown_format" in doc["logpipe"]["flags"] and "http" not in doc
+        assert doc["message"] == line.decode("utf-8", "replace")
+    assert field(parse(COMBINED, "combined").doc, "http.response.status_code") == 404  # type: ignore[attr-defined]
+    # A json rule: a text line is malformed, dead-lettered with a reason naming the rule's format.
+    bad = parse(COMBINED, "json")
+    assert isinstance(bad, Unparseable) and "format json" in bad.reason
+    assert field(parse(b'{"status": 201}', "json").doc, "http.response.status_code") == 201  # type: ignore[attr-defined]
+    # A format this version does not know (a newer shipper): detected per line, and flagged.
+    newer = parse(COMBINED, "apache").doc  # type: ignore[attr-defined]
+    assert field(newer, "http.response.status_code") == 404
+    assert "unknown_access_format" in newer["logpipe"]["flags"]

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 
 from shipper.discovery import Discovery, DiscoveryConfig, DiscoveryEvent, FileAdded, FileRemoved
 from shipper.pod_meta import PodMetaConfig, PodMetadata
+from shipper.rules import Rules
 from shipper.target import PodInfo
 
 
@@ -504,3 +505,27 @@ async def test_random_churn_ends_with_exactly_what_is_on_disk(node: Node, start:
         await asyncio.sleep(0.05)
     assert announced() == expected
     assert {t.relpath for t in d.targets()} == set(expected)
+
+
+async def test_a_rule_chosen_access_format_reaches_the_lines_headers(node: Node) -> None:
+    from logpipe.core.envelope import H_FORMAT, HeaderTemplate
+    from shipper.rules import RuleConfig, RulesConfig
+    from shipper.tailer import source_meta
+
+    pod = node.add_pod("ingress-5c6d7f8b9c-zz2k4")
+    node.write(pod, "logs/ingress-access.log")
+    node.write(pod, "logs/access.log")
+    rules = Rules.from_config(RulesConfig(emptydir=[
+        RuleConfig(match=["ingress-*.log"], type="access", format="upstreaminfo"),
+        RuleConfig(match=["*.log"], type="access"),
+    ]))
+    d = Discovery(str(node.pods), str(node.logs), node="node-1", rules=rules,
+                  pod_meta=PodMetadata(PodMetaConfig(kubernetes_api="off"), node="node-1"))
+    await d.start()
+    try:
+        targets = {t.relpath.rsplit("/", 1)[1]: t for t in d.targets()}
+    finally:
+        await d.stop()
+    heads = {name: dict(HeaderTemplate(source_meta(t, "fp::1")).head) for name, t in targets.items()}
+    assert heads["ingress-access.log"][H_FORMAT] == b"upstreaminfo"
+    assert H_FORMAT not in heads["access.log"]  # auto: detected per line by the consumer

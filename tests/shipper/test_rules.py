@@ -102,3 +102,30 @@ def test_bad_rules_are_rejected_with_the_key_and_a_fix(data: dict[str, object], 
         validate_mapping(RulesConfig, data, "shipper.yaml")
     text = "; ".join(exc.value.errors)
     assert message in text and "fix" in text
+
+
+def test_an_access_rule_may_choose_its_format_and_other_types_may_not() -> None:
+    cfg = validate_mapping(RulesConfig, {"emptydir": [
+        {"match": ["*ingress*.log"], "type": "access", "format": "upstreaminfo"},
+        {"match": ["*access*.log"], "type": "access"},
+    ]}, "shipper.yaml")
+    rules = Rules.from_config(cfg)
+    assert rules.for_emptydir("logs", "ingress.log").access_format == "upstreaminfo"  # type: ignore[union-attr]
+    assert rules.for_emptydir("logs", "access.log").access_format == ""  # type: ignore[union-attr]  # auto: no header
+    with pytest.raises(ConfigError) as exc:
+        validate_mapping(RulesConfig, {"emptydir": [{"match": ["*.log"], "type": "app", "format": "combined"}]}, "s")
+    assert "emptydir.0" in "; ".join(exc.value.errors) and "fix: remove `format`" in "; ".join(exc.value.errors)
+    with pytest.raises(ConfigError) as exc:
+        validate_mapping(RulesConfig, {"emptydir": [{"match": ["*.log"], "type": "access", "format": "apache"}]}, "s")
+    assert "emptydir.0.format" in "; ".join(exc.value.errors)
+
+
+def test_the_rule_format_literal_is_the_envelope_vocabulary() -> None:
+    from typing import get_args
+
+    from logpipe.core.envelope import ACCESS_FORMATS
+    from parsers.access_text import FORMAT_NAMES
+    from shipper.rules import AccessFormat
+
+    assert get_args(AccessFormat) == ACCESS_FORMATS
+    assert set(ACCESS_FORMATS) == {"auto", "json", *FORMAT_NAMES}

@@ -1,10 +1,10 @@
 """SLS logs back into the records the parsers read: the line's bytes and the ``lp.*`` headers.
 
 logpipe's SLS sink (``shipper/sinks/sls/sink.py``) writes one LogGroup per file: tags ``namespace``,
-``pod``, ``pod_uid``, ``container``, ``component``, ``node``, ``log_type``, ``path``, ``file_id``;
-per log the contents ``content`` (the line, unchanged), ``offset`` and ``flags``. Those become the
-same value and headers a Kafka record carries, so a line is parsed, given its ``_id`` and evaluated
-exactly as on the Kafka path.
+``pod``, ``pod_uid``, ``container``, ``component``, ``node``, ``log_type``, ``path``, ``file_id``
+(and ``format`` if a rule chose one); per log the contents ``content`` (the line, unchanged),
+``offset`` and ``flags``. Those become the same value and headers a Kafka record carries, so a line
+is parsed, given its ``_id`` and evaluated exactly as on the Kafka path.
 
 Logs written by other agents keep their fields: iLogtail's Kubernetes tags (``_namespace_``,
 ``_pod_name_``, ``_pod_uid_``, ``_container_name_``, ``__path__``, ``__hostname__``) fill the
@@ -30,6 +30,7 @@ from logpipe.core.envelope import (
     H_CONTAINER,
     H_FILE_ID,
     H_FLAGS,
+    H_FORMAT,
     H_NAMESPACE,
     H_NODE,
     H_OFFSET,
@@ -54,6 +55,7 @@ _OUR_TAGS = {
     "log_type": H_TYPE,
     "path": H_PATH,
     "file_id": H_FILE_ID,
+    "format": H_FORMAT,
 }
 _ILOGTAIL_TAGS = {
     "_namespace_": H_NAMESPACE,

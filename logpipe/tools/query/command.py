@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logpipe.core.envelope import ACCESS_FORMATS
+
 FORMATS = ("table", "json", "csv")
 DIALECTS = ("auto", "nginx", "framework")
 
@@ -37,6 +39,7 @@ class QueryOptions:
     report: bool = False
     dialect: str | None = None
     config: Path | None = None
+    access_format: str | None = None
 
 
 EPILOG = """\
@@ -49,7 +52,8 @@ examples:
 Field names: short (status, path, request_time [s], time), ECS (url.path, event.duration [ns],
 @timestamp) or raw keys of the log (latency, uri, ...). Malformed lines are skipped and counted
 on stderr; lines not UTF-8 are decoded with replacement (U+FFFD), counted, and said so on stderr.
-Text logs in nginx's combined or ingress-nginx's upstreaminfo format are read with the same fields.
+Text logs in nginx's combined or ingress-nginx's upstreaminfo format are read with the same fields
+(sniffed per file, or chosen with --access-format).
 Output is a table on a terminal and JSON lines when piped. Time ranges are
 [--from, --to) on the log's own timestamp, the same as in `logpipe search`.
 """
@@ -82,6 +86,11 @@ def parser(prog: str = "logpipe query") -> argparse.ArgumentParser:
     p.add_argument("--sql", metavar="SELECT", help="SQL over a table named logs (one column per field, raw = the line)")
     p.add_argument("--report", action="store_true", help="one-screen summary: Components, status, paths, per minute")
     p.add_argument("--dialect", choices=DIALECTS, help="field mapping (default: auto, or the config's)")
+    p.add_argument(
+        "--access-format", choices=ACCESS_FORMATS, metavar="FMT",
+        help="the lines' format: auto (JSON, or nginx combined / ingress upstreaminfo text, sniffed per file),"
+        " json, combined, upstreaminfo — as a shipper rule's `format`",
+    )
     p.add_argument("--config", type=Path, metavar="YAML", help="a file with a 'fields:' section (the consumer's works)")
     return p
 
@@ -130,6 +139,8 @@ def run(o: QueryOptions) -> int:
         return _fail(f"--format {o.fmt!r}: use one of {', '.join(FORMATS)}")
     if o.dialect is not None and o.dialect not in DIALECTS:
         return _fail(f"--dialect {o.dialect!r}: use one of {', '.join(DIALECTS)}")
+    if o.access_format is not None and o.access_format not in ACCESS_FORMATS:
+        return _fail(f"--access-format {o.access_format!r}: use one of {', '.join(ACCESS_FORMATS)}")
     if o.sql is not None and (o.report or o.where or o.by or o.agg or o.every or o.top):
         return _fail("--sql runs alone — fix: put the filter and grouping into the SQL")
     if o.top is not None and o.top < 1:
@@ -151,7 +162,8 @@ def run(o: QueryOptions) -> int:
         )
         dialect = _dialect(o.dialect, o.config)
         inputs = resolve(o.files)
-        convert_text_inputs(inputs)  # nginx combined / ingress upstreaminfo files: read as JSON lines
+        # nginx combined / ingress upstreaminfo files: read as JSON lines
+        convert_text_inputs(inputs, o.access_format or "auto")
         progress = sys.stderr.isatty() and inputs.total_bytes > 64 << 20
         engine = Engine(inputs, dialect, progress=progress)
         if o.report:

@@ -6,7 +6,8 @@ temporary JSON-lines copy instead, each line cut by the consumer's own patterns
 ``request_method`` and ``request_uri`` as the consumer maps it (method, path up to ``?``). So the
 same field names work (``status``, ``path``, ``request_time``, ``time`` from ``$time_local``) and the
 counts equal what the consumer indexes. A line of no known format is copied as it is and counted
-as malformed, like any line that is not JSON.
+as malformed, like any line that is not JSON. ``--access-format`` chooses the format instead of
+sniffing it, as a shipper rule's ``format`` does for the consumer.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def looks_like_text(path: Path) -> bool:
     return seen > 0 and matched * 2 > seen
 
 
-def json_line(line: bytes) -> bytes:
-    """One text line as the JSON object of its variables (the line itself when no format matches)."""
-    split = split_text(line)
+def json_line(line: bytes, only: str | None = None) -> bytes:
+    """One text line as the JSON object of its variables (the line itself when no format matches);
+    ``only``: the one format to try."""
+    split = split_text(line, only)
     if split is None:
         return line
     obj = as_object(split[1], [False])
@@ -50,18 +52,26 @@ def json_line(line: bytes) -> bytes:
     return orjson.dumps(obj)
 
 
-def convert_text_inputs(inputs: Inputs) -> int:
-    """Swap each text input for its JSON-lines copy; returns how many inputs were converted."""
+def convert_text_inputs(inputs: Inputs, chosen: str = "auto") -> int:
+    """Swap each text input for its JSON-lines copy; returns how many inputs were converted.
+
+    ``chosen`` is ``--access-format``: ``auto`` sniffs each file, ``json`` converts none, and
+    ``combined``/``upstreaminfo`` read every file as that one format (as a shipper rule's ``format``
+    makes the consumer do).
+    """
+    if chosen == "json":
+        return 0
+    only = None if chosen == "auto" else chosen
     converted = 0
     for index, path in enumerate(list(inputs.paths)):
-        if not looks_like_text(path):
+        if only is None and not looks_like_text(path):
             continue
         fd, name = tempfile.mkstemp(prefix="logpipe-query-text-", suffix=".log")
         try:
             with open(fd, "wb") as out, open_text_lines(path) as src:
                 for line in src:
                     body = line.rstrip(b"\r\n")
-                    out.write((json_line(body) if body.strip() else body) + b"\n")
+                    out.write((json_line(body, only) if body.strip() else body) + b"\n")
         except BaseException:
             os.unlink(name)
             raise

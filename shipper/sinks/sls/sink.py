@@ -5,7 +5,8 @@ A LogGroup holds the lines of one file (its pod metadata is the same for all of 
 
 * ``__topic__``: the Component (configurable), ``__source__``: the node;
 * tags (shown as ``__tag__:<key>``): ``namespace``, ``pod``, ``pod_uid``, ``container``,
-  ``component``, ``node``, ``log_type``, ``path``, ``file_id``;
+  ``component``, ``node``, ``log_type``, ``path``, ``file_id``, and ``format`` when the rule chose
+  an access format;
 * per log: ``__time__`` = the shipper's read time, contents ``content`` (the line's bytes, unchanged),
   ``offset`` (its byte offset in the file: with ``file_id`` the line's identity) and ``flags`` if any.
 
@@ -77,7 +78,7 @@ def status_of(error: SlsRequestError) -> BatchStatus:
 
 
 def _tags(m: SourceMeta) -> tuple[tuple[str, str], ...]:
-    return (
+    tags = (
         ("namespace", m.namespace),
         ("pod", m.pod),
         ("pod_uid", m.pod_uid),
@@ -88,6 +89,7 @@ def _tags(m: SourceMeta) -> tuple[tuple[str, str], ...]:
         ("path", m.path),
         ("file_id", m.file_id),
     )
+    return (*tags, ("format", m.access_format)) if m.access_format else tags
 
 
 def _entry(r: LineRecord) -> LogEntry:

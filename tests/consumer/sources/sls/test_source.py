@@ -4,6 +4,7 @@ over committed positions, shards shared by members, splits followed in order."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -15,7 +16,7 @@ from aliyun.log.proto import LogGroupRaw
 from consumer.sources.sls.config import SlsSourceConfig
 from consumer.sources.sls.records import log_records
 from consumer.sources.sls.source import SHIFT, SlsSource
-from logpipe.core.envelope import H_FILE_ID, H_OFFSET, H_POD, H_TYPE, decode_headers
+from logpipe.core.envelope import H_FILE_ID, H_FORMAT, H_OFFSET, H_POD, H_TYPE, decode_headers
 from logpipe.dev.services.sls import SlsServer
 from shipper.sinks.sls.config import SlsSinkConfig
 from shipper.sinks.sls.sink import SlsSink
@@ -95,16 +96,19 @@ pytestmark = pytest.mark.integration
 
 async def test_records_carry_the_kafka_paths_value_and_headers(sls: SlsServer) -> None:
     cart = meta("cart-1")
+    ingress = dataclasses.replace(meta("ingress-1"), access_format="upstreaminfo")  # a rule's chosen format
     batch = lines(cart, 5)
-    await ship(sls, batch)
+    await ship(sls, batch + lines(ingress, 2))
     source = SlsSource(source_config(sls))
     await source.start(Listener())
     try:
-        got = await drain(source, 5)
+        got = await drain(source, 7)
     finally:
         await source.close()
-    (records,) = got.values()
-    for shipped, rec in zip(batch, records, strict=True):
+    records = sorted((r for rs in got.values() for r in rs), key=lambda r: (r.key != b"cart", r.offset))
+    assert decode_headers(records[5].headers)[H_FORMAT] == "upstreaminfo"
+    assert decode_headers(records[6].headers) == decode_headers(lines(ingress, 2)[1].headers())
+    for shipped, rec in zip(batch, records[:5], strict=True):
         assert rec.value == shipped.value  # the line's bytes, invalid UTF-8 included
         assert decode_headers(rec.headers) == decode_headers(shipped.headers())  # same _id, same metadata
         assert rec.key == shipped.key

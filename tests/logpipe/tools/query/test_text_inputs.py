@@ -34,3 +34,26 @@ def test_json_files_are_not_touched(tmp_path: Path) -> None:
     code, out, err = run(str(log), "--by", "status", "--format", "json")
     assert code == 0 and err == ""
     assert Counter({r["status"]: r["count"] for r in map(orjson.loads, out.split("\n")[:-1])}) == {200: 4}
+
+
+def test_access_format_chooses_the_format_as_a_shipper_rule_does(tmp_path: Path) -> None:
+    from parsers import LineParser
+    from tests.parsers.stories import headers
+
+    # Mostly lines of no known format: sniffing says "not text", so only a chosen format reads the rest.
+    lines = [COMBINED, b"custom 1", UPSTREAMINFO, b"custom 2", b"custom 3", REDIRECTED]
+    log = tmp_path / "ingress.log"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    code, out, err = run(str(log), "--by", "status", "--format", "json")
+    assert code == 0 and out == "" and "6 malformed lines skipped" in err
+    for fmt in ("combined", "upstreaminfo"):
+        code, out, err = run(str(log), "--access-format", fmt, "--by", "status", "--format", "json")
+        assert code == 0, err
+        got = {r["status"]: r["count"] for r in map(orjson.loads, out.split("\n")[:-1])}
+        parser = LineParser()  # what the consumer indexes for a rule with this format
+        docs = [parser.parse(line, headers("access", lp_format=fmt)).doc for line in lines]  # type: ignore[union-attr]
+        want = Counter(d["http"]["response"]["status_code"] for d in docs if "http" in d)
+        assert got == dict(want) and sum(want.values()) == (1 if fmt == "combined" else 2)
+        assert f"{6 - sum(want.values())} malformed lines skipped" in err
+    code, _, err = run(str(log), "--access-format", "apache")
+    assert code == 2 and "--access-format" in err
