@@ -187,6 +187,25 @@ class TraceDependenciesConfig(StrictModel):
         return v
 
 
+class TraceSummariesConfig(StrictModel):
+    """One summary document per trace in ``<prefix>-traces-YYYY.MM.DD``, what ``logpipe trace find``
+    searches (docs/TRACES.md). Written by the dependency stage, from the spans it joins per trace:
+    off with ``trace_dependencies.enabled: false`` and with an SLS source (the stage needs Kafka)."""
+
+    enabled: bool = True
+    """Write trace summaries."""
+    horizon: Duration = 3600.0
+    """A summary takes late spans for this long after it was first written, then stays as it is
+    (a span arriving later still counts in the dependency graph)."""
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be more than 0 — fix: e.g. 1h (late spans up to an hour update a summary)")
+        return v
+
+
 class KafkaSourceConfig(StrictModel):
     """Records come from the Kafka topics of the ``kafka`` section (the default source)."""
 
@@ -217,6 +236,7 @@ class ConsumerConfig(StrictModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     trace_dependencies: TraceDependenciesConfig = Field(default_factory=TraceDependenciesConfig)
     span_metrics: SpanMetricsConfig = Field(default_factory=SpanMetricsConfig)
+    trace_summaries: TraceSummariesConfig = Field(default_factory=TraceSummariesConfig)
     partial_line_timeout: Duration = 5.0
     """A CRI line whose final fragment has not come within this is indexed as it is (flagged
     ``partial_incomplete``), so its fragments can be committed: a dead writer never stalls a partition."""

@@ -7,14 +7,16 @@ then meet in one partition, owned by one replica's dependency stage (``consumer/
 
 Wire format: a JSON object with short keys (``t`` trace id, ``s`` span id, ``r`` referenced parent
 span ids, ``v`` service, ``k`` kind, ``e`` error, ``ts`` start in microseconds, ``p`` peer service),
-about 120 bytes a span.
+and, for the trace summary (``consumer/dependencies/summary.py``), ``o`` operation name, ``d`` duration
+in microseconds and ``h`` HTTP status; about 150 bytes a span. A record without ``o``/``d``/``h`` (written
+before they existed) is still read: its span counts in the summary with an unknown name, duration and status.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -38,6 +40,21 @@ class SpanLink:
     """Start, microseconds since the epoch (the dependency's time bucket)."""
     peer: str = ""
     """The peer-service tag's value (a call to an uninstrumented service), else ``""``."""
+    operation: str = ""
+    """The span's name (Jaeger's ``operationName``), ``""`` unknown."""
+    duration_us: int = 0
+    status: int = 0
+    """The span's HTTP response status, 0 when it has none."""
+
+    @property
+    def identity(self) -> tuple[str, str, str, int]:
+        """What makes two records the same span (the shared halves of a Zipkin RPC differ in kind):
+        a record read again with more fields (a newer writer) replaces the one stored, never adds a span."""
+        return (self.span_id, self.kind, self.service, self.start_us)
+
+    @property
+    def end_us(self) -> int:
+        return self.start_us + self.duration_us
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {"t": self.trace_id, "s": self.span_id, "ts": self.start_us}
@@ -51,6 +68,12 @@ class SpanLink:
             obj["e"] = 1
         if self.peer:
             obj["p"] = self.peer
+        if self.operation:
+            obj["o"] = self.operation
+        if self.duration_us:
+            obj["d"] = self.duration_us
+        if self.status:
+            obj["h"] = self.status
         return orjson.dumps(obj)
 
 
@@ -75,6 +98,9 @@ def decode_link(value: bytes) -> SpanLink:
     if not isinstance(start, int) or isinstance(start, bool):
         raise BadLink("start (ts) must be an integer")
     kind = obj.get("k", "")
+    duration, status = obj.get("d", 0), obj.get("h", 0)
+    if not _is_int(duration) or duration < 0 or not _is_int(status):
+        raise BadLink("duration (d) and status (h) must be non-negative integers")
     return SpanLink(
         trace_id=trace_id,
         span_id=span_id,
@@ -84,7 +110,24 @@ def decode_link(value: bytes) -> SpanLink:
         error=bool(obj.get("e")),
         start_us=start,
         peer=str(obj.get("p") or ""),
+        operation=str(obj.get("o") or ""),
+        duration_us=duration,
+        status=status,
     )
+
+
+def _is_int(v: Any) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _http_status(doc: dict[str, Any]) -> int:
+    status = _dig(doc, "http", "response", "status_code")  # the parsers' ECS field (span documents)
+    return status if _is_int(status) and 0 < status <= 999 else 0
+
+
+def _ecs_duration_us(doc: dict[str, Any]) -> int:
+    ns = _dig(doc, "event", "duration")
+    return ns // 1000 if _is_int(ns) and ns > 0 else 0
 
 
 def _dig(doc: dict[str, Any], *path: str) -> Any:
@@ -129,6 +172,9 @@ def link_from_document(doc: dict[str, Any], peer_tag: str = "") -> SpanLink | No
         error=_dig(doc, "event", "outcome") == "failure",
         start_us=start_us,
         peer=peer if isinstance(peer, str) else "",
+        operation=str(_dig(doc, "span", "name") or ""),
+        duration_us=_ecs_duration_us(doc),
+        status=_http_status(doc),
     )
 
 
@@ -150,7 +196,7 @@ def _from_jaeger(doc: dict[str, Any], peer_tag: str) -> SpanLink:
         tags.setdefault(key.replace("@", "."), value)  # Jaeger's tags_as_fields shape
     kind = str(tags.get("span.kind") or "")
     err = tags.get("error")
-    start = doc.get("startTime")
+    start, duration = doc.get("startTime"), doc.get("duration")
     peer = tags.get(peer_tag) if peer_tag else None
     return SpanLink(
         trace_id=trace_id,
@@ -159,6 +205,19 @@ def _from_jaeger(doc: dict[str, Any], peer_tag: str) -> SpanLink:
         service=str(_dig(doc, "process", "serviceName") or ""),
         kind=kind if kind in KINDS else "",
         error=err is True or (isinstance(err, str) and err.lower() == "true"),
-        start_us=start if isinstance(start, int) and not isinstance(start, bool) else 0,
+        start_us=start if _is_int(start) else 0,
         peer=str(peer) if peer not in (None, "") else "",
+        operation=str(doc.get("operationName") or ""),
+        duration_us=duration if _is_int(duration) and duration > 0 else _ecs_duration_us(doc),
+        status=_http_status(doc) or _tag_status(tags),
     )
+
+
+def _tag_status(tags: dict[str, Any]) -> int:
+    for key in ("http.response.status_code", "http.status_code"):
+        v = tags.get(key)
+        if isinstance(v, str) and v.isdigit() and len(v) <= 3:
+            v = int(v)
+        if _is_int(v) and 0 < v <= 999:
+            return int(v)
+    return 0

@@ -44,8 +44,10 @@ class DependencyStage:
     """One replica's share of the dependency graph (the partitions of the links topic it owns)."""
 
     def __init__(
-        self, cfg: ConsumerConfig, es: AsyncElasticsearch, clock: Callable[[], float] = time.monotonic
+        self, cfg: ConsumerConfig, es: AsyncElasticsearch, clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] | None = None,
     ) -> None:
+        """``wall``: epoch seconds for the stored documents and the summary horizon (tests move it)."""
         td = cfg.trace_dependencies
         self.cfg = cfg
         self.es = es
@@ -56,7 +58,10 @@ class DependencyStage:
         )
         self.source = KafkaSource(kafka)
         self.join = TraceJoin(td.horizon, td.max_trace_age, td.max_traces, td.max_spans)
-        self.store = DependencyStore(es, cfg.index.prefix, int(td.bucket))
+        ts = cfg.trace_summaries
+        self.store = DependencyStore(
+            es, cfg.index.prefix, int(td.bucket), now=wall, summary_horizon=ts.horizon if ts.enabled else None
+        )
         self._acks: dict[int, OrderedAcks] = {}
         self._pending: list[TraceFlush] = []  # due but not yet written (Elasticsearch down: kept and retried)
         self._stopping = asyncio.Event()
@@ -186,6 +191,7 @@ class DependencyStage:
             DependenciesWritten(
                 traces=written.traces, calls=written.calls, documents=documents,
                 evicted=sum(f.evicted for f in flushes), held=len(self.join),
+                summaries=written.summaries, summaries_final=written.summaries_final,
             ).emit()
             return True
 

@@ -16,6 +16,11 @@ Two steps, both idempotent, so a replay or a redelivery never counts a call twic
 
 A trace is looked up in the index of its earliest known span's day and the day before (a late
 span of a trace that began before midnight).
+
+With summaries on, step 1 also writes the trace's summary (``summary.py``) to
+``<prefix>-traces-<day>`` (the day of its ``tracedeps`` document), ``_id`` = trace id, in the same
+bulk: from the same merged spans, read back with the same ``_mget``; not rewritten when a replay
+changes nothing, and left as it is once ``horizon`` has passed since it was first written.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from elasticsearch import AsyncElasticsearch
 from consumer.dependencies.join import TraceFlush
 from consumer.dependencies.link import BadLink, SpanLink, decode_link
 from consumer.dependencies.linker import trace_edges
+from consumer.dependencies.summary import accepts, merge_links, summarize, summary_document, unchanged
 
 Bucket = tuple[int, int]
 """(link partition, bucket start in epoch seconds)."""
@@ -57,19 +63,40 @@ class WriteResult:
     traces: int
     calls: int
     buckets: set[Bucket]
+    summaries: int = 0
+    """Trace summaries written (new or changed)."""
+    summaries_final: int = 0
+    """Traces whose summary took no more spans: first written longer than the horizon ago."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    index: str
+    links: list[SpanLink]
+    buckets: list[int]
+    partition: int
 
 
 class DependencyStore:
     """Writes trace documents and Jaeger dependency documents for one ``prefix``."""
 
-    def __init__(self, es: AsyncElasticsearch, prefix: str, bucket_s: int, now: Any = None) -> None:
+    def __init__(
+        self, es: AsyncElasticsearch, prefix: str, bucket_s: int, now: Any = None,
+        summary_horizon: float | None = None,
+    ) -> None:
+        """``summary_horizon``: seconds a trace summary keeps taking spans; None writes no summaries."""
         self.es = es
         self.prefix = prefix
         self.bucket_s = bucket_s
+        self.summary_horizon = summary_horizon
         self._now = now or (lambda: datetime.now(UTC).timestamp())
 
     def traces_index(self, epoch_s: float) -> str:
         return f"{self.prefix}-tracedeps-{_day(epoch_s, '.')}"
+
+    def summary_index_of(self, traces_index: str) -> str:
+        """``<prefix>-traces-<day>`` beside the ``<prefix>-tracedeps-<day>`` document of the trace."""
+        return f"{self.prefix}-traces-{traces_index[len(self.prefix) + len('-tracedeps-'):]}"
 
     def dependencies_index(self, epoch_s: float) -> str:
         return f"{self.prefix}-jaeger-dependencies-{_day(epoch_s, '-')}"
@@ -89,14 +116,14 @@ class DependencyStore:
             prev = merged.get(f.trace_id)
             joined = f.links if prev is None else tuple(dict.fromkeys((*prev.links, *f.links)))
             merged[f.trace_id] = TraceFlush(f.trace_id, f.partition, joined, ())
-        stored = await self._load(merged.values())
+        stored, summaries = await self._load(merged.values())
         lines: list[bytes] = []
         buckets: set[Bucket] = set()
-        calls = 0
+        calls = written_summaries = final = 0
         now = self._now()
         for trace_id, flush in merged.items():
             old = stored.get(trace_id)
-            links = list(dict.fromkeys((*(old[1] if old else ()), *flush.links)))  # stored first: stable order
+            links = merge_links(old.links if old else (), flush.links)  # stored first: stable order
             per_bucket: dict[tuple[str, str, int], list[int]] = {}
             for edge in trace_edges(links):
                 counts = per_bucket.setdefault((edge.parent, edge.child, self.bucket_of(edge.start_us)), [0, 0])
@@ -106,10 +133,10 @@ class DependencyStore:
             new_buckets = {b for (_, _, b) in per_bucket}
             buckets.update((flush.partition, b) for b in new_buckets)
             if old is not None:
-                buckets.update((old[3], b) for b in old[2])  # calls may have left a bucket, or a partition
+                buckets.update((old.partition, b) for b in old.buckets)  # calls may have left a bucket, or a partition
             starts = [link.start_us for link in links if link.start_us > 0]
             start_s = min(starts) / 1_000_000 if starts else now
-            index = old[0] if old is not None else self.traces_index(start_s)
+            index = old.index if old is not None else self.traces_index(start_s)
             doc = {
                 "trace_id": trace_id,
                 "partition": flush.partition,
@@ -124,28 +151,47 @@ class DependencyStore:
             }
             lines.append(orjson.dumps({"index": {"_index": index, "_id": trace_id}}))
             lines.append(orjson.dumps(doc))
+            if self.summary_horizon is None:
+                continue
+            summary = summaries.get(trace_id)
+            if not accepts(summary, now, self.summary_horizon):
+                final += 1
+                continue
+            content = summarize(trace_id, links)
+            if unchanged(summary, content):
+                continue
+            lines.append(orjson.dumps({"index": {"_index": self.summary_index_of(index), "_id": trace_id}}))
+            lines.append(orjson.dumps(summary_document(content, summary, _iso(now))))
+            written_summaries += 1
         # wait_for: the rollup that follows must see these documents.
         await self._bulk(lines, refresh="wait_for")
-        return WriteResult(len(merged), calls, buckets)
+        return WriteResult(len(merged), calls, buckets, written_summaries, final)
 
-    async def _load(self, flushes: Iterable[TraceFlush]) -> dict[str, tuple[str, list[SpanLink], list[int], int]]:
-        """Stored traces by id: (index, links, buckets, partition) — realtime, so unrefreshed writes count."""
-        docs: list[dict[str, str]] = []
+    async def _load(self, flushes: Iterable[TraceFlush]) -> tuple[dict[str, _Stored], dict[str, dict[str, Any]]]:
+        """Stored traces and their summaries by id — realtime, so unrefreshed writes count."""
+        docs: list[dict[str, Any]] = []
         for f in flushes:
             starts = [link.start_us for link in f.links if link.start_us > 0]
             start_s = min(starts) / 1_000_000 if starts else self._now()
             for day in (start_s, start_s - 86_400):
-                docs.append({"_index": self.traces_index(day), "_id": f.trace_id})
+                index = self.traces_index(day)
+                docs.append({"_index": index, "_id": f.trace_id, "_source": ["spans", "buckets", "partition"]})
+                if self.summary_horizon is not None:
+                    docs.append({"_index": self.summary_index_of(index), "_id": f.trace_id})
         if not docs:
-            return {}
-        resp = await self.es.mget(docs=docs, source_includes=["spans", "buckets", "partition"])
-        out: dict[str, tuple[str, list[SpanLink], list[int], int]] = {}
+            return {}, {}
+        resp = await self.es.mget(docs=docs)
+        out: dict[str, _Stored] = {}
+        summaries: dict[str, dict[str, Any]] = {}
         for hit in resp.body.get("docs", []):
             if not hit.get("found"):
                 if "error" in hit and hit["error"].get("type") != "index_not_found_exception":
                     raise StoreError(f"mget {hit.get('_index')}: {hit['error'].get('reason')}")
                 continue
             src = hit["_source"]
+            if not hit["_index"].startswith(f"{self.prefix}-tracedeps-"):
+                summaries.setdefault(hit["_id"], src)
+                continue
             links: list[SpanLink] = []
             for obj in src.get("spans") or ():
                 try:
@@ -153,8 +199,8 @@ class DependencyStore:
                 except BadLink:
                     continue
             buckets = [_epoch_of(b) for b in src.get("buckets") or ()]
-            out.setdefault(hit["_id"], (hit["_index"], links, buckets, int(src.get("partition", 0))))
-        return out
+            out.setdefault(hit["_id"], _Stored(hit["_index"], links, buckets, int(src.get("partition", 0))))
+        return out, summaries
 
     # --- step 2: Jaeger's documents ------------------------------------------------------
 

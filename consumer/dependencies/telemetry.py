@@ -20,6 +20,10 @@ TRACES_FLUSHED = Counter(_P + "traces_flushed", "Traces whose calls were (re)com
 CALLS = Counter(_P + "calls", "Caller -> callee calls derived (recounted when a trace is rewritten)", [])
 TRACES_EVICTED = Counter(_P + "traces_evicted", "Traces flushed early because the join's caps were reached", [])
 WRITE_FAILURES = Counter(_P + "write_failures", "Failed trace or dependency writes (retried)", [])
+SUMMARIES = Counter(_P + "summaries_written", "Trace summaries written (new, or changed by more spans)", [])
+SUMMARIES_FINAL = Counter(
+    _P + "summaries_final", "Traces whose summary took no more spans (first written over the horizon ago)", []
+)
 TRACES_HELD = Gauge(_P + "traces_held", "Traces gathered in memory, waiting for their horizon", [])
 
 _log = EventLog(log)
@@ -80,9 +84,13 @@ class DependenciesWritten(Event):
     documents: int
     evicted: int
     held: int
+    summaries: int = 0
+    summaries_final: int = 0
 
     def emit(self) -> None:
         _log(logging.INFO, "DependenciesWritten", self.fields())
+        SUMMARIES.inc(self.summaries)
+        SUMMARIES_FINAL.inc(self.summaries_final)
         TRACES_FLUSHED.inc(self.traces)
         CALLS.inc(self.calls)
         TRACES_EVICTED.inc(self.evicted)

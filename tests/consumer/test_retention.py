@@ -39,3 +39,11 @@ def test_jaegers_indices_with_their_own_day_layout_are_expired_too() -> None:
 
     assert expired == [
         "logpipe-jaeger-dependencies-2026-11-19", "logpipe-jaeger-service-2026-11-01", "logpipe-jaeger-span-2026-11-19"]
+
+
+def test_the_trace_stages_indices_are_expired_by_their_day() -> None:
+    names = ["logpipe-traces-2026.11.19", "logpipe-tracedeps-2026.11.19", "logpipe-traces-2026.11.20"]
+
+    expired = expired_indices(names, "logpipe", retention_days=7, today=date(2026, 11, 27))
+
+    assert expired == ["logpipe-tracedeps-2026.11.19", "logpipe-traces-2026.11.19"]

@@ -1,4 +1,5 @@
-"""The dependency graph end to end: span lines on Kafka -> two consumer replicas -> Jaeger's /api/dependencies.
+"""The dependency graph end to end: span lines on Kafka -> two consumer replicas -> Jaeger's /api/dependencies,
+and the trace summaries the same stage writes (each trace's spans met in one place: exact summaries).
 
 Hand-built traces whose graph is known, in the shapes tracers write (OTLP/JSON per service, and a
 Zipkin v2 list with a shared client/server span), one file per service so the spans of one trace
@@ -170,6 +171,32 @@ async def test_two_replicas_and_jaeger_show_the_known_graph(story: ConsumerStory
     assert visible_after < 60
     errors = await dependency_errors(story)
     assert errors[("checkout", "payments")] == N // 4 and errors[("frontend", "checkout")] == 0
+    assert await trace_summaries(story) == expected_summaries(t0)
+
+
+def expected_summaries(t0_ns: int) -> dict[str, tuple[Any, ...]]:
+    """Per trace: root (arrived, service, operation), start, duration, spans, errors, services."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for i in range(N):
+        start = (t0_ns + i * 1_000_000) // 1000
+        services = ["checkout", "frontend", "inventory", "payments"]
+        out[f"{0xABC000 + i:032x}"] = (True, "frontend", "op-01", start, 5_000, 8, int(i % 4 == 0), services)
+    for i in range(3):
+        out[f"{0xDEF000 + i:032x}"] = (True, "web", "rpc", t0_ns // 1000, 900, 3, 0, ["auth", "web"])
+    return out
+
+
+async def trace_summaries(story: ConsumerStory) -> dict[str, tuple[Any, ...]]:
+    await story.es.indices.refresh(index=f"{story.prefix}-traces-*")
+    resp = await story.es.search(index=f"{story.prefix}-traces-*", size=1000)
+    out: dict[str, tuple[Any, ...]] = {}
+    for hit in resp.body["hits"]["hits"]:
+        s = hit["_source"]
+        assert hit["_id"] == s["trace_id"] not in out
+        root = s["root"]
+        out[s["trace_id"]] = (root["arrived"], root["service"], root["operation"], s["start_us"], s["duration_us"],
+                              s["spans"], s["errors"], s["services"])
+    return out
 
 
 async def dependency_errors(story: ConsumerStory) -> dict[tuple[str, str], int]:

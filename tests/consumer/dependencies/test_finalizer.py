@@ -46,9 +46,9 @@ async def test_spans_are_committed_after_their_links_are_acknowledged() -> None:
         await env.until(lambda: env.source.committed.get(TRACE) == 2)
     start = 1_795_000_000_000_000
     assert sorted(links.links, key=lambda x: x.span_id) == [  # the peer tag is carried; the linker uses it on leaves
-        SpanLink("t1", "a", (), "web", "server", False, start, "x"),
-        SpanLink("t1", "b", ("a",), "web", "client", False, start, "x"),
-        SpanLink("t1", "c", ("b",), "api", "server", False, start, "x"),
+        SpanLink("t1", "a", (), "web", "server", False, start, "x", "op"),
+        SpanLink("t1", "b", ("a",), "web", "client", False, start, "x", "op"),
+        SpanLink("t1", "c", ("b",), "api", "server", False, start, "x", "op"),
     ]
 
 
