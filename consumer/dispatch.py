@@ -72,7 +72,8 @@ class Dispatch:
 
     def index(self, work: Work) -> None:
         """Show the document to the alert rules and add it to the open bulk request."""
-        if self._alerts is not None:
+        # Jaeger's service/operation documents are bookkeeping of the span index, not events: no rule sees them
+        if self._alerts is not None and work.log_type != "trace-service":
             try:
                 doc = work.document()
                 assert doc is not None

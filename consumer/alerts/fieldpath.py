@@ -37,7 +37,8 @@ def label_name(name: str) -> str:
     return label if not label[:1].isdigit() else "_" + label
 
 
-def _path_getter(path: str) -> Accessor:
+def path_getter(path: str) -> Accessor:
+    """A function reading the dotted ``path`` from a nested doc as stored (None when missing)."""
     parts = tuple(path.split("."))
 
     def get(doc: Mapping[str, Any]) -> Any:
@@ -64,7 +65,7 @@ def accessor(name: str) -> Accessor:
     ``logpipe query`` shows it; ``event.duration`` itself stays in nanoseconds.
     """
     spec = AUTO.by_name(name)
-    get = _path_getter(spec.ecs if spec is not None else name)
+    get = path_getter(spec.ecs if spec is not None else name)
     if spec is not None and spec.kind == "duration" and name != spec.ecs:
         per_s = NS_PER_UNIT["s"]
 

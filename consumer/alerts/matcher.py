@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consumer.alerts.fieldpath import Accessor, accessor, ecs_name, label_name, text_of
+from consumer.alerts.fieldpath import Accessor, accessor, ecs_name, label_name, path_getter, text_of
 from consumer.alerts.rules import (
     AbsentCondition,
     AnyCondition,
     CountCondition,
     EngineSettings,
+    LatencyCondition,
     MatchSpec,
     NotSpec,
     RatioCondition,
@@ -41,6 +42,10 @@ _TYPE = accessor("logpipe.type")
 
 def _always(doc: Mapping[str, Any]) -> bool:
     return True
+
+
+def _always_none(doc: Mapping[str, Any]) -> Any:
+    return None
 
 
 def _all_of(preds: list[Predicate]) -> Predicate:
@@ -131,13 +136,15 @@ class CompiledRule:
     max_groups: int
     samples: int
     sample_chars: int
+    duration: Accessor = _always_none
+    """Reads a latency condition's ``field`` (raw, in the condition's ``unit``)."""
 
     @property
     def name(self) -> str:
         return self.rule.name
 
     @property
-    def condition(self) -> AnyCondition | CountCondition | RatioCondition | AbsentCondition:
+    def condition(self) -> AnyCondition | CountCondition | RatioCondition | AbsentCondition | LatencyCondition:
         return self.rule.condition
 
     def group_key(self, doc: Mapping[str, Any]) -> GroupKey:
@@ -176,6 +183,10 @@ def compile_rule(rule: Rule, settings: EngineSettings | None = None) -> Compiled
     if negation is not None:
         neg = negation
         content_pred = lambda doc: positive(doc) and not neg(doc)  # noqa: E731
+    duration: Accessor = _always_none
+    if isinstance(rule.condition, LatencyCondition):
+        # the stored value (not the short-name accessor, which turns durations into seconds): `unit` says
+        duration = path_getter(ecs_name(rule.condition.field))
     return CompiledRule(
         rule=rule,
         in_scope=_all_of(scope),
@@ -187,4 +198,5 @@ def compile_rule(rule: Rule, settings: EngineSettings | None = None) -> Compiled
         max_groups=s.max_groups,
         samples=s.samples,
         sample_chars=s.sample_chars,
+        duration=duration,
     )

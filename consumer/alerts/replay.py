@@ -1,7 +1,8 @@
 """Replay a log file through the rules with the log's own clock (``logpipe alerts test``).
 
 Each line is an ECS document (as indexed, e.g. exported from Elasticsearch) or a raw line of the
-given log type (JSON access line by default) parsed by the consumer's own parser. Time comes from
+given log type (JSON access line by default) parsed by the consumer's own parser; a span line
+(``--type trace``: OTLP/JSON, Zipkin, Jaeger) yields one document per span. Time comes from
 each document's ``@timestamp``; between documents the tick runs once per second of log time, so
 absence and resolve fire when they would have live. Nothing is sent anywhere.
 """
@@ -23,7 +24,7 @@ from consumer.alerts.matcher import CompiledRule
 from consumer.alerts.state import RuleState
 from logpipe.core.envelope import H_COMPONENT, H_NAMESPACE, H_TYPE
 from parsers.line_parser import LineParser
-from parsers.result import Parsed
+from parsers.result import Many, Parsed, Unparseable
 
 MAX_TICKS_PER_GAP = 3600
 """A long gap between two lines is ticked in at most this many steps."""
@@ -78,10 +79,12 @@ def read_docs(
                 yield ReplayedLine(n, obj)
                 continue
         result = parser.parse(line, headers)
-        if isinstance(result, Parsed):
-            yield ReplayedLine(n, result.doc)
-        elif hasattr(result, "reason"):
-            yield ReplayedLine(n, None, str(result.reason))
+        for part in result.parts if isinstance(result, Many) else (result,):  # a span line holds many spans
+            if isinstance(part, Parsed):
+                if part.log_type != "trace-service":  # Jaeger's service list, not an event
+                    yield ReplayedLine(n, part.doc)
+            elif isinstance(part, Unparseable):
+                yield ReplayedLine(n, None, str(part.reason))
 
 
 def event_time(doc: dict[str, Any]) -> float | None:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from consumer.alerts.matcher import CompiledRule
-from consumer.alerts.rules import AbsentCondition, CountCondition, RatioCondition
+from consumer.alerts.rules import AbsentCondition, CountCondition, LatencyCondition, RatioCondition
 from consumer.alerts.state import GroupKey, RuleState
 from logpipe.core.http_auth import ALERTMANAGER_PASSWORD_ENV, HttpClientAuth, auth_header, client_ssl
 
@@ -52,7 +52,7 @@ def _epoch(text: Any, default: float) -> float:
 def grace_of(rule: CompiledRule) -> float:
     """How long a restored group may wait for its condition to hold again: the window to refill."""
     c = rule.condition
-    if isinstance(c, CountCondition | RatioCondition):
+    if isinstance(c, CountCondition | RatioCondition | LatencyCondition):
         return max(c.within, rule.resolve)
     if isinstance(c, AbsentCondition):
         return 0.0

@@ -21,7 +21,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from consumer.alerts.fieldpath import SHORT_NAMES, is_known
 from logpipe.core.config_base import ConfigError, StrictModel, format_validation_error, read_yaml
@@ -208,6 +217,84 @@ class AbsentCondition(StrictModel):
     """How long without a matching document, e.g. ``5m``."""
 
 
+LATENCY_STATS: tuple[str, ...] = ("p50", "p90", "p95", "p99", "avg")
+"""The statistics a latency condition may test; ``pNN`` is the NN-th percentile."""
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def _latency_threshold(value: Any) -> Any:
+    # a bare number would be seconds like every Duration, and `p99: 800` meaning 800 s is a trap
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} has no unit — fix: write it with one, e.g. 800ms or 1.5s")
+    return value
+
+
+LatencyThreshold = Annotated[Duration, BeforeValidator(_latency_threshold)]
+
+
+class LatencyCondition(StrictModel):
+    """A latency statistic of the matching documents (spans, access lines) within ``within``, e.g.
+    ``{p99: 800ms, within: 5m, min_count: 50}``: fires when it is at or above the threshold.
+
+    Exactly one of ``p50``, ``p90``, ``p95``, ``p99`` (from a DDSketch, relative error 1 %) or
+    ``avg`` (exact) per rule. The durations are read from ``field`` (``event.duration``, in
+    nanoseconds, for spans and access lines alike); documents without it are not counted.
+    """
+
+    p50: LatencyThreshold | None = None
+    """Median duration threshold, e.g. ``300ms``."""
+    p90: LatencyThreshold | None = None
+    """90th percentile threshold."""
+    p95: LatencyThreshold | None = None
+    """95th percentile threshold."""
+    p99: LatencyThreshold | None = None
+    """99th percentile threshold, e.g. ``800ms``."""
+    avg: LatencyThreshold | None = None
+    """Mean duration threshold."""
+    within: Duration
+    """The sliding window, e.g. ``5m``."""
+    min_count: int = Field(default=20, ge=1)
+    """Documents with a duration needed in the window before the statistic counts."""
+    field: str = "event.duration"
+    """The field holding each document's duration."""
+    unit: Literal["ns", "us", "ms", "s"] = "ns"
+    """The unit of ``field``'s values (``event.duration`` is in nanoseconds, as ECS says)."""
+
+    @model_validator(mode="after")
+    def _one_statistic(self) -> LatencyCondition:
+        given = [k for k in LATENCY_STATS if getattr(self, k) is not None]
+        if len(given) != 1:
+            what = "none" if not given else " and ".join(given)
+            raise ValueError(
+                f"a latency condition tests exactly one of {', '.join(LATENCY_STATS)}, got {what} "
+                "— fix: e.g. {p99: 800ms, within: 5m, min_count: 50}; use one rule per statistic"
+            )
+        return self
+
+    @property
+    def statistic(self) -> str:
+        """``p99``, ``avg``, ..."""
+        return next(k for k in LATENCY_STATS if getattr(self, k) is not None)
+
+    @property
+    def threshold(self) -> float:
+        """The threshold in seconds."""
+        value = getattr(self, self.statistic)
+        assert isinstance(value, float)
+        return value
+
+    @property
+    def quantile(self) -> float | None:
+        """0.99 for ``p99``; None for ``avg``."""
+        stat = self.statistic
+        return None if stat == "avg" else int(stat[1:]) / 100
+
+    @property
+    def seconds_per_unit(self) -> float:
+        return _DURATION_UNITS[self.unit]
+
+
 def _condition_tag(value: Any) -> str | None:
     if isinstance(value, StrictModel):
         return {
@@ -215,12 +302,15 @@ def _condition_tag(value: Any) -> str | None:
             CountCondition: "count",
             RatioCondition: "ratio",
             AbsentCondition: "absent",
+            LatencyCondition: "latency",
         }.get(type(value))
     if not isinstance(value, dict):
         return None
     for tag in ("ratio", "count", "absent", "any"):  # ratio first: {ratio, min_count} is not a count
         if tag in value:
             return tag
+    if any(stat in value for stat in LATENCY_STATS):
+        return "latency"
     return None
 
 
@@ -228,13 +318,14 @@ Condition = Annotated[
     Annotated[AnyCondition, Tag("any")]
     | Annotated[CountCondition, Tag("count")]
     | Annotated[RatioCondition, Tag("ratio")]
-    | Annotated[AbsentCondition, Tag("absent")],
+    | Annotated[AbsentCondition, Tag("absent")]
+    | Annotated[LatencyCondition, Tag("latency")],
     Discriminator(
         _condition_tag,
         custom_error_type="condition_kind",
         custom_error_message=(
             "unknown condition — fix: use one of {any: true} | {count: N, within: 30s} | "
-            "{ratio: 0.05, within: 1m, min_count: 20} | {absent: 5m}"
+            "{ratio: 0.05, within: 1m, min_count: 20} | {absent: 5m} | {p99: 800ms, within: 5m, min_count: 50}"
         ),
     ),
 ]
@@ -256,7 +347,8 @@ class Rule(StrictModel):
     match: MatchSpec = Field(default_factory=lambda: MatchSpec())
     """Which documents count: scope (components, namespaces, types) and content (keywords, where...)."""
     condition: Condition = Field(default_factory=lambda: AnyCondition())
-    """When the rule fires: ``{any: true}`` | ``{count, within}`` | ``{ratio, within, min_count}`` | ``{absent}``."""
+    """When the rule fires: ``{any: true}`` | ``{count, within}`` | ``{ratio, within, min_count}`` | ``{absent}``
+    | ``{p99 (p50, p90, p95, avg), within, min_count}``."""
     group_by: list[str] = Field(default_factory=list)
     """Fields whose values split the rule into one alert per group; each becomes a label."""
     realert: Duration = 300.0
@@ -284,7 +376,7 @@ class Rule(StrictModel):
         if self.resolve is not None:
             return self.resolve
         c = self.condition
-        if isinstance(c, CountCondition | RatioCondition):
+        if isinstance(c, CountCondition | RatioCondition | LatencyCondition):
             return c.within
         if isinstance(c, AbsentCondition):
             return 0.0
@@ -441,7 +533,17 @@ def check_rule_file(rf: RuleFile) -> list[str]:
             errors.append(f"{who} labels: alertname and severity are set by the rule — fix: use name/severity")
         if isinstance(rule.condition, AbsentCondition) and rule.condition.absent <= 0:
             errors.append(f"{who} condition.absent: must be positive — fix: e.g. absent: 5m")
-        if isinstance(rule.condition, CountCondition | RatioCondition) and rule.condition.within <= 0:
+        if isinstance(rule.condition, LatencyCondition):
+            c = rule.condition
+            if c.threshold <= 0:
+                errors.append(f"{who} condition.{c.statistic}: must be positive — fix: e.g. {c.statistic}: 800ms")
+            if not is_known(c.field):
+                errors.append(
+                    f"{who} condition.field: unknown field {c.field!r} — fix: use an ECS dotted name such as "
+                    "event.duration (nanoseconds)"
+                )
+        windowed = CountCondition | RatioCondition | LatencyCondition
+        if isinstance(rule.condition, windowed) and rule.condition.within <= 0:
             errors.append(f"{who} condition.within: must be positive — fix: e.g. within: 30s")
     return errors
 

@@ -15,7 +15,10 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from consumer.alerts.latency import LatencyWindow
 
 GroupKey = tuple[tuple[str, str], ...]
 BUCKETS = 100
@@ -74,6 +77,10 @@ class GroupState:
 
     key: GroupKey
     window: Window | None = None
+    latency: LatencyWindow | None = None
+    """The durations of a latency condition's window (``consumer/alerts/latency.py``)."""
+    checked_at: float = -math.inf
+    """When a document last made a latency group compute its statistic (at most every 100 ms)."""
     last_seen: float = 0.0
     """Last matching document (absence), or creation time for a seeded Component."""
     last_true: float | None = None
@@ -88,6 +95,8 @@ class GroupState:
     """Matches not notified because of ``realert`` since the last notification."""
     last_notified: tuple[int, int, str] = (0, 0, "")
     """(count, total, why) of the last new/realert notification, repeated by re-assertions."""
+    last_value: float | None = None
+    """The latency statistic of that notification."""
     samples: deque[str] = field(default_factory=deque)
     last_doc: Mapping[str, Any] | None = None
     restored: bool = False

@@ -7,7 +7,13 @@ that field; otherwise by ``""``. Built-ins:
 ``rule`` ``alertname`` ``severity`` ``description`` ``status`` (firing/resolved) ``reason``
 (new/realert/reassert/resolved) ``why`` ``count`` ``total`` ``ratio`` ``started_at`` ``at``
 ``component`` ``samples`` (the last matching lines, truncated, one per line) ``sample`` (the last
-one) and ``search`` (the ``logpipe search`` command that shows the context).
+one), ``search`` (the ``logpipe search`` command that shows the context), ``trace_id`` (the last
+matching document's ``trace.id``: a span's, or an access line's that carries one) and ``trace`` (the
+``logpipe trace ID`` command that shows that trace's waterfall), and for a latency condition
+``value`` (the measured p99/avg..., e.g. ``1.2s``).
+
+When the last matching document carries a trace id, the default annotations add ``trace_id`` and
+``trace``, so every channel's message names the trace to open.
 """
 
 from __future__ import annotations
@@ -44,6 +50,18 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{total // size}{unit}")
             total %= size
     return "".join(parts) or "0s"
+
+
+def format_latency(seconds: float) -> str:
+    """A latency with 3 significant digits: ``0.8123`` → ``812ms``, ``0.0125`` → ``12.5ms``, ``1.234`` → ``1.23s``."""
+    if seconds >= 60:
+        return format_duration(seconds)
+    if seconds >= 1:
+        return f"{seconds:.3g}s"
+    ms = seconds * 1000
+    if ms >= 1 or ms == 0:
+        return f"{ms:.3g}ms"
+    return f"{ms * 1000:.3g}µs"
 
 
 def iso(ts: float) -> str:
@@ -89,12 +107,23 @@ def search_command(rule: Rule, match: Match) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
+def trace_id_of(doc: Mapping[str, Any]) -> str:
+    """The document's ``trace.id`` (a span's, or a log line's that carries one), or ``""``."""
+    return text_of(accessor("trace.id")(doc))
+
+
+def trace_command(trace_id: str) -> str:
+    """The ``logpipe trace ID`` command that shows the trace's waterfall."""
+    return f"logpipe trace {shlex.quote(trace_id)}" if trace_id else ""
+
+
 def builtins(rule: Rule, match: Match) -> dict[str, str]:
     """The built-in template values for ``match``."""
     doc = match.doc or {}
     labels = match.labels
     component = text_of(accessor("service.name")(doc)) or labels.get("service_name") or labels.get("component", "")
     ratio = f"{match.count / match.total:.1%}" if match.total else ""
+    trace_id = trace_id_of(doc)
     return {
         "rule": rule.name,
         "alertname": rule.name,
@@ -112,6 +141,9 @@ def builtins(rule: Rule, match: Match) -> dict[str, str]:
         "samples": "\n".join(match.samples),
         "sample": match.samples[-1] if match.samples else "",
         "search": search_command(rule, match),
+        "trace_id": trace_id,
+        "trace": trace_command(trace_id),
+        "value": format_latency(match.value) if match.value is not None else "",
     }
 
 
@@ -127,5 +159,8 @@ def render_annotations(rule: Rule, match: Match) -> dict[str, str]:
     templates = dict(DEFAULT_ANNOTATIONS)
     if rule.description:
         templates["description"] = "{{description}}"
+    if values["trace_id"]:
+        templates["trace_id"] = "{{trace_id}}"
+        templates["trace"] = "{{trace}}"
     templates.update(rule.annotations)
     return {k: render(t, values, match.doc, match.labels) for k, t in templates.items()}

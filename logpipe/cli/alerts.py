@@ -46,8 +46,8 @@ def _load(rules: str, alertmanager_url: str | None) -> RuleFile:
 
 
 def _condition(rule: Rule) -> str:
-    from consumer.alerts.rules import AbsentCondition, AnyCondition, CountCondition, RatioCondition
-    from consumer.alerts.templates import format_duration
+    from consumer.alerts.rules import AbsentCondition, AnyCondition, CountCondition, LatencyCondition, RatioCondition
+    from consumer.alerts.templates import format_duration, format_latency
 
     c = rule.condition
     if isinstance(c, AnyCondition):
@@ -58,6 +58,11 @@ def _condition(rule: Rule) -> str:
         return f">= {c.ratio:.1%} of lines within {format_duration(c.within)} (min {c.min_count})"
     if isinstance(c, AbsentCondition):
         return f"silent for {format_duration(c.absent)}"
+    if isinstance(c, LatencyCondition):
+        return (
+            f"{c.statistic} of {c.field} >= {format_latency(c.threshold)} within {format_duration(c.within)} "
+            f"(min {c.min_count})"
+        )
     return "?"
 
 
@@ -78,9 +83,10 @@ def _labels(m: Match) -> str:
 
 
 def _print_event(ev: ReplayEvent, as_json: bool) -> None:
-    from consumer.alerts.templates import iso
+    from consumer.alerts.templates import iso, trace_command, trace_id_of
 
     m = ev.match
+    trace_id = trace_id_of(m.doc) if m.doc is not None and m.status == "firing" else ""
     if as_json:
         out = {
             "at": iso(m.at),
@@ -93,12 +99,18 @@ def _print_event(ev: ReplayEvent, as_json: bool) -> None:
             "line": ev.line_no,
             "samples": list(m.samples),
         }
+        if m.value is not None:
+            out["value"] = m.value  # the latency statistic, seconds
+        if trace_id:
+            out["trace_id"] = trace_id
         typer.echo(orjson.dumps(out).decode())
         return
     head = "FIRING" if m.reason == "new" else ("REALERT" if m.reason == "realert" else "RESOLVED")
     typer.echo(f"{iso(m.at)}  {head:<8} {m.rule}  {_labels(m)}  (line {ev.line_no}) — {m.why}")
     if m.status == "firing" and m.samples:
         typer.echo(f"    sample: {m.samples[-1]}")
+    if trace_id:
+        typer.echo(f"    trace:  {trace_command(trace_id)}")
 
 
 @app.command("test")

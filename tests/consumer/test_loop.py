@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import pytest
 
 from consumer.ownership import partition_of
@@ -292,6 +293,26 @@ async def test_the_alert_sink_sees_every_document_and_learns_what_this_member_ow
         assert [owns(c) for c in components] == [partition_of(c, [0, 1]) == 0 for c in components]
     paths = sorted(d["url"]["path"] for d in env.alerts.seen)
     assert paths == sorted(["/api/0", "/api/1", "/api/2", "/api/0", "/api/1"])
+
+
+async def test_the_alert_sink_sees_every_span_of_a_line_and_no_jaeger_service_document() -> None:
+    """The real span parser: one OTLP line of two spans also yields Jaeger's service documents
+    (bookkeeping of the span index), which are indexed but are no events for the rules."""
+    spans = [
+        {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": f"00f067aa0ba902b{i}", "name": f"op-{i}",
+         "startTimeUnixNano": "1796000000000000000", "endTimeUnixNano": "1796000000100000000"}
+        for i in (1, 2)
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "pay-gw"}}]}
+    line = orjson.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]})
+    trace = ("logpipe-trace", 0)
+    env = LoopStory()
+    env.source.append(trace, line, [(H_TYPE, b"trace")])
+    async with env.running():
+        await env.until(lambda: env.source.committed.get(trace) == 1)
+    indexed = [ids for call in env.bulk.calls for ids in call.ids]
+    assert len(indexed) == 4  # two spans and two service/operation documents
+    assert [d["span"]["name"] for d in env.alerts.seen] == ["op-1", "op-2"]
 
 
 async def test_a_failed_commit_is_tried_again_at_the_next_interval() -> None:

@@ -32,7 +32,7 @@ def _inline(text: str) -> str:
 
 
 def to_markdown(n: Notification, mention: list[str] | None = None) -> str:
-    """The robot's markdown for ``n``: status, summary, labels, why, samples, the search command."""
+    """The robot's markdown for ``n``: status, summary, labels, why, samples, the search and trace commands."""
     firing = n.status == "firing"
     colour = "warning" if firing else "info"
     head = "FIRING" if firing else "RESOLVED"
@@ -55,6 +55,9 @@ def to_markdown(n: Notification, mention: list[str] | None = None) -> str:
     search = n.annotations.get("search")
     if search:
         lines.append(f"**context**: `{_inline(search)}`")
+    trace = n.annotations.get("trace")
+    if trace and firing:
+        lines.append(f"**trace**: `{_inline(trace)}`")
     if mention:
         lines.append(" ".join(f"<@{u}>" for u in mention))
     return _truncate_utf8("\n".join(lines), MAX_BYTES)

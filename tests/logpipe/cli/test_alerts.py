@@ -157,3 +157,76 @@ def test_list_shows_what_is_firing_in_alertmanager(alertmanager_url: str, tmp_pa
     assert len(lines) == 2  # only this rule file's alerts
     assert f"  {name}  critical  active  component=pay-gw" in lines[0]
     assert lines[1].strip() == "3 errors on /pay"
+
+
+LATENCY_RULES = """\
+channels:
+  alertmanager: {type: alertmanager}
+rules:
+  - name: pay-slow
+    match: {components: [pay-gw], types: [access]}
+    condition: {p99: 800ms, within: 1m, min_count: 20}
+    group_by: [service.name]
+    resolve: 30s
+"""
+
+
+def test_replay_of_a_latency_rule_fires_when_p99_crosses_and_resolves(tmp_path: Path) -> None:
+    rules = tmp_path / "latency.yaml"
+    rules.write_text(LATENCY_RULES)
+    lines = []
+    for i in range(300):  # one request a second; 10:01:00 .. 10:01:29 the upstream is slow
+        slow = 60 <= i < 90
+        obj = {"time": f"2026-11-27T10:{i // 60:02d}:{i % 60:02d}+00:00", "path": "/pay", "status": 200,
+               "latency": 1500 if slow else 40, "msg": "ok"}
+        lines.append(orjson.dumps(obj))
+    logs = tmp_path / "access.log"
+    logs.write_bytes(b"\n".join(lines) + b"\n")
+    result = runner.invoke(app, ["alerts", "test", str(rules), "--logs", str(logs), "--component", "pay-gw", "--json"])
+    assert result.exit_code == 0, result.output
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["status"], e["labels"]) for e in events] == [
+        ("firing", {"service_name": "pay-gw"}), ("resolved", {"service_name": "pay-gw"}),
+    ]
+    fired, resolved = events
+    # 60 fast requests in the window: the 1st slow one already is the p99 (rank 59 of 61)
+    assert fired["at"] == "2026-11-27T10:01:01.000Z"
+    assert abs(fired["value"] - 1.5) <= 0.015
+    assert fired["why"].startswith("p99 1.5")
+    # the last slow request leaves the window between 10:02:29 and 10:02:35, plus resolve 30 s
+    assert "2026-11-27T10:02:59" <= resolved["at"] <= "2026-11-27T10:03:06", resolved["at"]
+    check = runner.invoke(app, ["alerts", "validate", str(rules)])
+    assert "pay-slow: p99 of event.duration >= 800ms within 1m (min 20); group by service.name" in check.stdout
+
+
+def test_replay_of_span_lines_names_the_failing_trace(tmp_path: Path) -> None:
+    rules = tmp_path / "spans.yaml"
+    rules.write_text("""\
+channels:
+  alertmanager: {type: alertmanager}
+rules:
+  - name: pay-span-failure
+    match: {types: [trace], components: [pay-gw], where: 'event.outcome=="failure"'}
+""")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    start = 1_796_000_000_000_000_000
+    spans = [
+        {"traceId": trace_id, "spanId": "00f067aa0ba902b7", "name": "POST /pay", "kind": 2,
+         "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 120_000_000)},
+        {"traceId": trace_id, "spanId": "00f067aa0ba902b8", "parentSpanId": "00f067aa0ba902b7", "name": "charge",
+         "kind": 3, "startTimeUnixNano": str(start + 1_000_000), "endTimeUnixNano": str(start + 110_000_000),
+         "status": {"code": 2, "message": "card declined"}},
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "pay-gw"}}]}
+    logs = tmp_path / "trace.log"
+    logs.write_bytes(orjson.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}))
+    result = runner.invoke(app, ["alerts", "test", str(rules), "--logs", str(logs), "--type", "trace",
+                                 "--component", "pay-gw"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout.splitlines()
+    assert next(line for line in out if "FIRING" in line).startswith(
+        "2026-11-30T00:53:20.001Z  FIRING   pay-span-failure  -  (line 1)")
+    assert f"    sample: charge 109ms failure trace {trace_id}" in out
+    assert f"    trace:  logpipe trace {trace_id}" in out
+    as_json = runner.invoke(app, ["alerts", "test", str(rules), "--logs", str(logs), "--type", "trace", "--json"])
+    assert [orjson.loads(line)["trace_id"] for line in as_json.stdout.splitlines()] == [trace_id]
