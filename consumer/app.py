@@ -37,7 +37,7 @@ from consumer.retention import run_retention
 from consumer.retry import until_ok
 from consumer.sources.kafka import KafkaSource
 from consumer.sources.sls.config import SlsSourceConfig
-from consumer.spanmetrics.exposition import COLLECTOR as SPAN_METRICS_COLLECTOR
+from consumer.spanmetrics.exposition import render as render_span_metrics
 from consumer.spanmetrics.store import SpanMetrics
 from consumer.telemetry import log
 from logpipe.core.es_connection import es_auth_options
@@ -102,13 +102,12 @@ class ConsumerApp:
             SpanMetrics(sm.max_series_per_service, sm.max_services, [round(b * 1000, 6) for b in sm.buckets])
             if sm.enabled else None
         )
-        if self.span_metrics is not None:
-            SPAN_METRICS_COLLECTOR.add(self.span_metrics)
         self.loop = ConsumeLoop(
             cfg, self.source, bulk, self.dlq, alerts, self.clock, encode=native_encoder(cfg), links=links,
             span_metrics=self.span_metrics,
         )
-        self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready, self._healthy)
+        span_text = partial(render_span_metrics, self.span_metrics) if self.span_metrics is not None else None
+        self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready, self._healthy, span_text)
         self.supervisor = Supervisor("consumer")
         self._dependencies_task: asyncio.Task[None] | None = None
         self._templates_ready = False
@@ -197,8 +196,6 @@ class ConsumerApp:
         await self.supervisor.stop()
         await self.es.close()
         await self.http.close()
-        if self.span_metrics is not None:
-            SPAN_METRICS_COLLECTOR.discard(self.span_metrics)
 
     def _healthy(self) -> tuple[bool, dict[str, Any]]:
         sup = self.supervisor

@@ -1,4 +1,4 @@
-"""The span metrics on ``/metrics``, named and labelled as the spanmetrics connector + Prometheus exporter write them.
+"""The span metrics as Prometheus text, under the names the spanmetrics connector and its exporter give them.
 
 The connector's default names are ``traces.span.metrics.calls`` (a monotonic sum) and
 ``traces.span.metrics.duration`` (a histogram, unit ``ms``); the Prometheus exporter spells them
@@ -8,89 +8,68 @@ The connector's default names are ``traces.span.metrics.calls`` (a monotonic sum
 but ``service_name`` (the connector keeps the resource's service on it; one ``/metrics`` serves
 many services, so it stays a label here).
 
-One collector is registered in the default registry at import; each consumer adds its
-:class:`SpanMetrics` (a process normally has one; the series of several are summed).
+Written here rather than through ``prometheus_client``'s collectors: a consumer may hold
+``max_services x max_series_per_service`` series of 19 samples each, and the client's generic
+writer took 1.1 s of CPU (on the event loop) for 6 000 series; this one caches each series' label
+text, so a scrape formats numbers only (``bench/span_metrics_bench.py``).
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator
+from consumer.spanmetrics.store import OVERFLOW, Row, SeriesKey, SpanMetrics
 
-from prometheus_client import REGISTRY
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
-
-from consumer.spanmetrics.store import Series, SpanMetrics
-
-CALLS = "traces_span_metrics_calls"
+CALLS = "traces_span_metrics_calls_total"
 DURATION = "traces_span_metrics_duration_milliseconds"
+_HEAD = (
+    f"# HELP {CALLS} Spans indexed, per service, span name, kind and status (spanmetrics connector names)\n"
+    f"# TYPE {CALLS} counter\n"
+)
+_HIST_HEAD = (
+    f"# HELP {DURATION} Duration of the indexed spans in milliseconds (spanmetrics connector names)\n"
+    f"# TYPE {DURATION} histogram\n"
+)
 
 
-def _labels(s: Series) -> dict[str, str]:
-    labels: dict[str, str] = {} if s.service is None else {"service_name": s.service}
-    if s.overflow:
-        labels["otel_metric_overflow"] = "true"
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def label_text(service: str | None, key: SeriesKey) -> str:
+    """``service_name="pay",span_name="GET /pay",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_OK"``."""
+    parts = [] if service is None else [f'service_name="{_escape(service)}"']
+    if service is None or key == OVERFLOW:
+        parts.append('otel_metric_overflow="true"')
     else:
-        labels["span_name"], labels["span_kind"], labels["status_code"] = s.key
-    return labels
+        name, kind, status = key
+        parts += [f'span_name="{_escape(name)}"', f'span_kind="{kind}"', f'status_code="{status}"']
+    return ",".join(parts)
 
 
-def _le(bound: float) -> str:
+def le_text(bound: float) -> str:
     """``2``, ``1400``, ``0.5``: the shortest form, as the Collector's Prometheus exporter (Go) writes it."""
     return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
 
 
-def families(stores: list[SpanMetrics]) -> list[Metric]:
-    """The two metric families of ``stores`` (series of the same labels summed)."""
-    merged: dict[tuple[tuple[str, str], ...], tuple[tuple[float, ...], list[float]]] = {}
-    for store in stores:
-        for s in store.series():
-            labels = tuple(sorted(_labels(s).items()))
-            got = merged.get(labels)
-            if got is None:
-                merged[labels] = (store.bounds_ms, [s.calls, s.sum_ms, *s.buckets])
-            elif got[0] == store.bounds_ms:  # other bounds cannot be summed: the first store's wins
-                for i, v in enumerate((s.calls, s.sum_ms, *s.buckets)):
-                    got[1][i] += v
-    calls = Metric(CALLS, "Spans indexed, per service, span name, kind and status (spanmetrics connector names)",
-                   "counter")
-    duration = Metric(DURATION, "Duration of the indexed spans in milliseconds (spanmetrics connector names)",
-                      "histogram")
-    for labels, (bounds, row) in merged.items():
-        base = dict(labels)
-        calls.samples.append(Sample(CALLS + "_total", base, row[0]))
-        cumulative = 0.0
-        for bound, n in zip((*bounds, float("inf")), row[2:], strict=True):
+def render(store: SpanMetrics) -> str:
+    """Both families in the Prometheus text format (0.0.4), every series, overflow ones included."""
+    rows: list[Row] = []
+    for service, series in store.services.items():
+        for key, row in series.items():
+            if row.text is None:
+                row.text = label_text(service, key)
+            rows.append(row)
+    if not rows:
+        return ""
+    les = [f',le="{le_text(b)}"}} ' for b in store.bounds_ms] + [',le="+Inf"} ']
+    out = [_HEAD]
+    out += [f"{CALLS}{{{r.text}}} {r.calls}\n" for r in rows]
+    out.append(_HIST_HEAD)
+    bucket = DURATION + "_bucket{"
+    for r in rows:
+        cumulative = 0
+        for le, n in zip(les, r.counts, strict=True):
             cumulative += n
-            le = "+Inf" if bound == float("inf") else _le(bound)
-            duration.samples.append(Sample(DURATION + "_bucket", {**base, "le": le}, cumulative))
-        duration.samples.append(Sample(DURATION + "_sum", base, row[1]))
-        duration.samples.append(Sample(DURATION + "_count", base, row[0]))
-    return [calls, duration]
-
-
-class SpanMetricsCollector(Collector):
-    """Collects the span metrics of every live :class:`SpanMetrics` added to it."""
-
-    def __init__(self) -> None:
-        self._stores: weakref.WeakSet[SpanMetrics] = weakref.WeakSet()
-
-    def add(self, store: SpanMetrics) -> None:
-        self._stores.add(store)
-
-    def discard(self, store: SpanMetrics) -> None:
-        self._stores.discard(store)
-
-    def describe(self) -> list[Metric]:
-        return []  # no fixed series to check for duplicates at registration
-
-    def collect(self) -> Iterator[Metric]:
-        stores = list(self._stores)
-        if stores:
-            yield from families(stores)
-
-
-COLLECTOR = SpanMetricsCollector()
-REGISTRY.register(COLLECTOR)
+            out.append(f"{bucket}{r.text}{le}{cumulative}\n")
+        out.append(f"{DURATION}_sum{{{r.text}}} {r.sum_ms!r}\n")
+        out.append(f"{DURATION}_count{{{r.text}}} {r.calls}\n")
+    return "".join(out)

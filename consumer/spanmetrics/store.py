@@ -64,6 +64,18 @@ def status_code(doc: Mapping[str, Any]) -> str:
     return STATUS_UNSET
 
 
+class Row:
+    """The counters of one series (and its label text, cached by the exposition)."""
+
+    __slots__ = ("calls", "counts", "sum_ms", "text")
+
+    def __init__(self, buckets: int) -> None:
+        self.calls = 0
+        self.sum_ms = 0.0
+        self.counts = [0] * buckets
+        self.text: str | None = None
+
+
 class SpanMetrics:
     """The counters; :meth:`observe` is called once per span Elasticsearch accepted."""
 
@@ -71,44 +83,44 @@ class SpanMetrics:
         self.max_series = max_series
         self.max_services = max_services
         self.bounds_ms = tuple(bounds_ms)
-        # service -> series key -> [calls, sum_ms, bucket counts...]; None: the services' overflow
-        self._services: dict[str | None, dict[SeriesKey, list[Any]]] = {}
-
-    def _row(self) -> list[Any]:
-        return [0, 0.0] + [0] * (len(self.bounds_ms) + 1)
+        # service -> series key -> row; None: the services' overflow
+        self.services: dict[str | None, dict[SeriesKey, Row]] = {}
 
     def observe(self, doc: Mapping[str, Any]) -> None:
         """Count one indexed span document (``parsers/spans/document.py``'s ECS fields)."""
-        service_obj = doc.get("service")
-        span = doc.get("span")
-        event = doc.get("event")
-        if not isinstance(service_obj, Mapping) or not isinstance(span, Mapping):
+        try:
+            service: str | None = doc["service"]["name"]
+            span = doc["span"]
+            duration_ns = doc["event"]["duration"]
+        except (KeyError, TypeError):
             return  # not a span document
-        service: str | None = str(service_obj.get("name") or "")[:MAX_LABEL]
-        duration_ns = event.get("duration") if isinstance(event, Mapping) else None
-        ms = duration_ns / 1e6 if isinstance(duration_ns, int | float) and duration_ns > 0 else 0.0
-        series = self._services.get(service)
+        if not isinstance(service, str) or len(service) > MAX_LABEL:
+            service = str(service or "")[:MAX_LABEL]
+        series = self.services.get(service)
         if series is None:
-            if len(self._services) - (None in self._services) >= self.max_services:
+            if len(self.services) - (None in self.services) >= self.max_services:
                 service = None
-                series = self._services.setdefault(None, {})
+                series = self.services.setdefault(None, {})
             else:
-                series = self._services[service] = {}
+                series = self.services[service] = {}
         if service is None:
             key = OVERFLOW
         else:
-            key = (str(span.get("name") or "")[:MAX_LABEL], KINDS.get(str(span.get("kind")), UNSPECIFIED),
-                   status_code(doc))
+            name = span.get("name")
+            if not isinstance(name, str) or len(name) > MAX_LABEL:
+                name = str(name or "")[:MAX_LABEL]
+            key = (name, KINDS.get(span.get("kind"), UNSPECIFIED), status_code(doc))  # type: ignore[arg-type]
         row = series.get(key)
         if row is None:
             if len(series) >= self.max_series and key != OVERFLOW:
                 key = OVERFLOW
                 row = series.get(key)
             if row is None:
-                row = series[key] = self._row()
-        row[0] += 1
-        row[1] += ms
-        row[2 + bisect_left(self.bounds_ms, ms)] += 1
+                row = series[key] = Row(len(self.bounds_ms) + 1)
+        ms = duration_ns / 1e6 if isinstance(duration_ns, int | float) and duration_ns > 0 else 0.0
+        row.calls += 1
+        row.sum_ms += ms
+        row.counts[bisect_left(self.bounds_ms, ms)] += 1
 
     def observe_all(self, docs: Iterable[Mapping[str, Any] | None]) -> None:
         for doc in docs:
@@ -117,10 +129,10 @@ class SpanMetrics:
 
     @property
     def series_count(self) -> int:
-        return sum(len(s) for s in self._services.values())
+        return sum(len(s) for s in self.services.values())
 
     def series(self) -> Iterator[Series]:
         """Every series, overflow ones included (a snapshot: the counts as of now)."""
-        for service, rows in self._services.items():
+        for service, rows in self.services.items():
             for key, row in rows.items():
-                yield Series(service, key, row[0], row[1], tuple(row[2:]))
+                yield Series(service, key, row.calls, row.sum_ms, tuple(row.counts))

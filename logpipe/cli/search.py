@@ -34,6 +34,12 @@ EsFingerprint = Annotated[
 ]
 
 
+EsUrl = Annotated[str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")]
+IndexPrefix = Annotated[
+    str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Indices are <prefix>-<type>-*.")
+]
+
+
 def es_connection_or_exit(url: str, user: str | None, password_file: str | None, api_key_file: str | None,
                           ca_file: str | None, fingerprint: str | None) -> Any:
     """The ``EsConnection`` of the flags; a bad combination prints the key and the fix and exits 2."""

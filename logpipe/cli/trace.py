@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +19,9 @@ from logpipe.cli.search import (
     EsCaFile,
     EsFingerprint,
     EsPasswordFile,
+    EsUrl,
     EsUser,
+    IndexPrefix,
     es_connection_or_exit,
     use_colour,
 )
@@ -61,6 +64,56 @@ def trace(
 
     options = TraceOptions(
         trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color),
+        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
+    )
+    raise typer.Exit(run(options))
+
+
+class StatsBy(StrEnum):
+    """Rows of `logpipe trace stats` (mirrors logpipe.tools.search.trace_stats.GroupBy, imported lazily)."""
+
+    operation = "operation"
+    service = "service"
+    status = "status"
+
+
+@app.command("stats")
+def stats(
+    component: Annotated[
+        list[str] | None, typer.Option("--component", "-c", help="Component (service.name); repeatable.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Start this long ago (15m, 2h, 1d; 'all': no start). Default 1h.")
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start, inclusive: ISO 8601 (no offset = UTC), now, or a duration ago.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="End, exclusive: ISO 8601 (no offset = UTC), now, or a duration ago.")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="One row per group per time bucket of this length (5m, 1h).")
+    ] = None,
+    by: Annotated[
+        StatsBy,
+        typer.Option("--by", help="Rows per operation (service + span name), service, or service + HTTP status."),
+    ] = StatsBy.operation,
+    limit: Annotated[int, typer.Option("--limit", help="The N groups with the most calls (per time bucket).")] = 20,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per group (durations in ms).")] = False,
+    es_url: EsUrl = DEFAULT_ES_URL,
+    index_prefix: IndexPrefix = "logpipe",
+    es_user: EsUser = None,
+    es_password_file: EsPasswordFile = None,
+    es_api_key_file: EsApiKeyFile = None,
+    es_ca_file: EsCaFile = None,
+    es_fingerprint: EsFingerprint = None,
+) -> None:
+    """Calls, errors, error rate and p50/p95/p99 duration per group from the stored spans; exit 1 if none."""
+    from logpipe.tools.search.trace_stats import GroupBy, StatsOptions, run  # lazily: see logpipe/cli/search.py
+
+    options = StatsOptions(
+        components=tuple(component or ()), since=since, from_=from_, to=to, every=every, by=GroupBy(by.value),
+        limit=limit, as_json=json_, es_url=es_url, index_prefix=index_prefix,
         es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
     )
     raise typer.Exit(run(options))

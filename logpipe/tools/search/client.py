@@ -175,6 +175,22 @@ class SearchClient:
             failure=es_reason({"error": failures[0].get("reason")}) if failures else "",
         )
 
+    async def aggregate(self, index: str, query: Body, aggs: Body) -> Mapping[str, Any]:
+        """Aggregations over every document matching ``query`` (no hits, exact total)."""
+        try:
+            resp = await self._es.search(
+                index=index, query=query, aggs=aggs, size=0, track_total_hits=True,
+                ignore_unavailable=True, allow_no_indices=True,
+            )
+        except Exception as exc:
+            raise self._error(exc) from exc
+        shards = resp.get("_shards") or {}
+        failures = shards.get("failures") or ()
+        if failures:  # a partial answer would understate every figure
+            reason = es_reason({"error": failures[0].get("reason")})
+            raise Unavailable(f"Elasticsearch failed on {len(failures)} shard(s): {reason}")
+        return resp.body
+
     async def msearch(self, index: str, bodies: Sequence[Body]) -> list[list[LogDoc]]:
         """Several searches in one round trip; a failed search raises :class:`BadQuery`."""
         if not bodies:

@@ -10,12 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.config import load_consumer_config
 from consumer.spanmetrics.config import DEFAULT_BUCKETS
-from consumer.spanmetrics.exposition import SpanMetricsCollector
+from consumer.spanmetrics.exposition import render
 from consumer.spanmetrics.store import OVERFLOW, SpanMetrics
 from logpipe.core.config_base import ConfigError
 from logpipe.core.envelope import LineRecord
@@ -35,14 +34,9 @@ def span_doc(service: str, name: str, ms: float, kind: str | None = "server", ou
 
 
 def scrape(*stores: SpanMetrics) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """``/metrics`` text of ``stores`` parsed back by Prometheus's own parser: sample name -> (labels, value)."""
-    registry = CollectorRegistry()
-    collector = SpanMetricsCollector()
-    for s in stores:
-        collector.add(s)
-    registry.register(collector)
+    """The ``/metrics`` text of ``stores`` parsed back by Prometheus's own parser: sample name -> (labels, value)."""
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+    for family in text_string_to_metric_families("".join(render(s) for s in stores)):
         for sample in family.samples:
             out.setdefault(sample.name, []).append((sample.labels, sample.value))
     return out
