@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-# The three roles the demo runs (docs/ARCHITECTURE.md, "One install per role"); scripts/test.sh installs .[dev].
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[shipper,consumer,tools]'
+# The three roles the demo runs (docs/ARCHITECTURE.md, "One install per role") and its real tracers
+# (the demo extra); scripts/test.sh installs .[dev].
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[shipper,consumer,tools,demo]'
 exec logpipe demo "$@"

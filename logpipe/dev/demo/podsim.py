@@ -81,21 +81,24 @@ class PodSimulator:
         status: int | None = None,
         path: str | None = None,
         trace_id: str | None = None,
+        span_id: str | None = None,
+        method: str | None = None,
+        request_time: float | None = None,
     ) -> bytes:
         """One single-line JSON access log entry in the in-house framework's dialect."""
         st = status if status is not None else self.rng.choices((200, 201, 304, 404, 500, 503), (80, 5, 5, 5, 3, 2))[0]
         rec = {
             "time": when.isoformat(timespec="milliseconds"),
             "level": "error" if st >= 500 else "info",
-            "method": self.rng.choice(METHODS),
+            "method": method or self.rng.choice(METHODS),
             "path": path or self.rng.choice(PATHS),
             "status": st,
             "bytes": self.rng.randint(20, 20000),
-            "request_time": round(self.rng.lognormvariate(-3.5, 0.8), 4),
+            "request_time": round(request_time if request_time is not None else self.rng.lognormvariate(-3.5, 0.8), 4),
             "client_ip": "10.{}.{}.{}".format(*(self.rng.randint(1, 254) for _ in range(3))),
             "user_agent": "Mozilla/5.0 (demo)",
             "trace_id": trace_id or f"{self.rng.getrandbits(128):032x}",
-            "span_id": f"{self.rng.getrandbits(64):016x}",
+            "span_id": span_id or f"{self.rng.getrandbits(64):016x}",
         }
         return orjson.dumps(rec)
 
@@ -108,11 +111,17 @@ class PodSimulator:
         status: int | None = None,
         path: str | None = None,
         trace_id: str | None = None,
+        span_id: str | None = None,
+        method: str | None = None,
+        request_time: float | None = None,
     ) -> None:
         """Append ``n`` access lines to the pod's access.log (one write, as an application would)."""
         t0 = start or datetime.now(UTC)
         lines = [
-            self.access_line(pod, t0 + timedelta(milliseconds=i), status=status, path=path, trace_id=trace_id)
+            self.access_line(
+                pod, t0 + timedelta(milliseconds=i), status=status, path=path, trace_id=trace_id, span_id=span_id,
+                method=method, request_time=request_time,
+            )
             for i in range(n)
         ]
         _append(pod.access_log, b"\n".join(lines) + b"\n")

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from consumer.config import DEFAULT_TOPICS
+from logpipe.dev.demo.checkout import write_checkout
 from logpipe.dev.demo.group_start import GroupStart, ensure_topics, start_group_at_end
 from logpipe.dev.demo.podsim import PodSimulator
 from logpipe.dev.services import open_backend
@@ -223,18 +224,17 @@ class Demo:
         """Steps 3-8: the pods write, every line is checked in Elasticsearch, the tools run; 0 when all is well."""
         say = self.say
         say("\n== 3. pods write logs")
-        trace_id = f"{int(self.run_id):032x}"
         for pod in (pay, orders, users):
             sim.write_access(pod, 200)
-        sim.write_access(pay, 1, path="/api/pay", status=200, trace_id=trace_id)
-        root = sim.write_span(pay, trace_id, "POST /api/pay", duration_ms=48)
-        sim.write_span(orders, trace_id, "GET /api/orders", parent=root, duration_ms=11, shape="zipkin")
+        traces = write_checkout(sim, pay, orders)  # real tracers: the OpenTelemetry SDK and py_zipkin
+        trace_id = traces.paid.trace_id
         sim.write_stdout(orders, ["INFO started orders service", '{"level":"warn","msg":"slow query","ms":812}'])
         sim.write_stdout(
             pay, [f"ERROR upstream bank-api: connection refused (attempt {i})" for i in range(1, 6)], stream="stderr"
         )
         expected = sum(sum(p.written.values()) for p in (pay, orders, users))
         say(f"   3 pods, {expected} lines (access, CRI stdout, spans) under {self.work}")
+        say(f"   traced requests: {trace_id} (paid: pay-gw -> orders), {traces.failed.trace_id} (failed: bank-api)")
 
         say("\n== 4. waiting until every line is searchable in Elasticsearch")
         got = _wait_for_count(es, self.node, expected, timeout=120)
@@ -256,7 +256,7 @@ class Demo:
             ("\n== 7. one trace across Components", ("trace", trace_id, "--es-url", es)),
         ])
         url = f"{jaeger}/api/traces/{trace_id}"
-        say(f"   the same trace in Jaeger's API: {url}  ({_jaeger_spans(url)} spans)")
+        say(f"   the same trace in Jaeger's API: {url}  ({_jaeger_spans(url, 3)} spans)")
         say("\n== 8. the keyword alert, as Alertmanager has it")
         fired = _wait_for_alert(am, "demo-pay-5xx", self.run_id, timeout=60)
         self.logpipe("alerts", "list", "--rules", str(rules), "--alertmanager-url", am)
@@ -280,7 +280,7 @@ def _show_service_progress() -> None:
     manager_log.setLevel(logging.INFO)
 
 
-def _jaeger_spans(url: str, timeout: float = 15.0) -> int:
+def _jaeger_spans(url: str, expected: int, timeout: float = 15.0) -> int:
     """How many spans Jaeger's ``/api/traces/{id}`` returns (waiting a little for a refresh)."""
     deadline, count = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
@@ -289,7 +289,7 @@ def _jaeger_spans(url: str, timeout: float = 15.0) -> int:
             count = len(data[0]["spans"]) if data else 0
         except (OSError, ValueError, KeyError, IndexError):
             count = 0
-        if count >= 2:
+        if count >= expected:
             break
         time.sleep(0.5)
     return count

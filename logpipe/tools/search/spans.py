@@ -32,6 +32,8 @@ class Span:
     doc: LogDoc
     error: bool = False
     """The span failed (``event.outcome: failure``): marked ``✗`` in the waterfall."""
+    shared: bool = False
+    """A Zipkin shared server half: same span id as its client half (``_id`` ends ``-shared``)."""
 
     @classmethod
     def from_doc(cls, doc: LogDoc) -> Span:
@@ -48,6 +50,7 @@ class Span:
             duration_ns=max(duration, 0),
             doc=doc,
             error=doc.text("event.outcome") == "failure",
+            shared=doc.id.endswith("-shared"),
         )
 
     @property
@@ -79,13 +82,28 @@ class Row:
 
 
 def span_tree(spans: Sequence[Span]) -> list[Row]:
-    """Depth-first rows, children in start order; orphans and cycles never lose a span."""
-    ids = {s.span_id for s in spans if s.span_id}
-    children: dict[str, list[Span]] = {}
+    """Depth-first rows, children in start order; orphans and cycles never lose a span.
+
+    A Zipkin shared server half (same span id as its client half) hangs under the client half, and
+    the spans naming that id as parent under the server half — as Jaeger's span-id deduper arranges
+    them — so the call's server side sits inside the call, not beside it.
+    """
+    first: dict[str, Span] = {}
+    server_half: dict[str, Span] = {}
+    for s in spans:
+        if s.shared:
+            server_half.setdefault(s.span_id, s)
+        elif s.span_id:
+            first.setdefault(s.span_id, s)
+    children: dict[int, list[Span]] = {}
     roots: list[Span] = []
     for s in spans:
-        if s.parent_id and s.parent_id in ids and s.parent_id != s.span_id:
-            children.setdefault(s.parent_id, []).append(s)
+        if s.shared and first.get(s.span_id) is not None:
+            parent: Span | None = first[s.span_id]
+        else:
+            parent = server_half.get(s.parent_id) or first.get(s.parent_id) if s.parent_id else None
+        if parent is not None and parent is not s:
+            children.setdefault(id(parent), []).append(s)
         else:
             roots.append(s)
     order = lambda s: (s.start_ns, s.span_id)  # noqa: E731
@@ -104,7 +122,7 @@ def span_tree(spans: Sequence[Span]) -> list[Row]:
             below = lead + ("" if depth == 0 else ("   " if last else "│  "))
             me = len(rows)
             rows.append(Row(s, depth, lead + branch, orph, parent, below))
-            kids = [k for k in sorted(children.get(s.span_id, []), key=order) if id(k) not in placed]
+            kids = [k for k in sorted(children.get(id(s), []), key=order) if id(k) not in placed]
             for i in range(len(kids) - 1, -1, -1):
                 todo.append((kids[i], depth + 1, below, i == len(kids) - 1, False, me))
 
@@ -181,16 +199,19 @@ def trace_timing(rows: Sequence[Row]) -> TraceTiming:
 
 
 def place_logs(rows: Sequence[Row], logs: Sequence[LogDoc]) -> tuple[dict[int, list[LogDoc]], list[LogDoc]]:
-    """Each log line under the row of the span whose id its ``span.id`` carries (the first such row:
-    a Zipkin shared span's two halves share one id); the rest, in their order, apart."""
+    """Each log line under the row of the span whose id its ``span.id`` carries (of a Zipkin shared
+    span's two halves, the one of the line's own Component); the rest, in their order, apart."""
     row_of: dict[str, int] = {}
+    row_of_service: dict[tuple[str, str], int] = {}
     for i, r in enumerate(rows):
         if r.span.span_id:
             row_of.setdefault(r.span.span_id, i)
+            row_of_service.setdefault((r.span.span_id, r.span.service), i)
     placed: dict[int, list[LogDoc]] = {}
     rest: list[LogDoc] = []
     for d in logs:
-        at = row_of.get(d.text(F.SPAN_ID)) if d.text(F.SPAN_ID) else None
+        sid = d.text(F.SPAN_ID)
+        at = row_of_service.get((sid, d.text(F.COMPONENT)), row_of.get(sid)) if sid else None
         if at is None:
             rest.append(d)
         else:

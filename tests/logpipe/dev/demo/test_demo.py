@@ -35,8 +35,11 @@ def test_demo_ships_indexes_searches_and_alerts(
     assert m and m.group(1) == m.group(3), out  # exactly once: nothing lost, nothing duplicated
     assert "connection refused (attempt" in out  # the search step found the pay-gw errors
     assert re.search(r"^/api/\S+\s+\d+\s+[\d.]+$", out, re.M)  # the query step printed a table row
-    assert "2 spans, 2 services" in out  # the trace step joined spans across Components (OTLP + Zipkin)
-    assert re.search(r"the same trace in Jaeger's API: http://\S+/api/traces/[0-9a-f]{32}  \(2 spans\)", out)
+    # the trace step joined spans across Components (the OpenTelemetry SDK's OTLP/JSON and py_zipkin's
+    # shared server half), with the critical path and each access line under its span
+    assert "3 spans, 2 services" in out and "critical path 3 spans" in out
+    assert re.search(r"^ +· \S+ orders-\S+ INFO GET /api/orders 200 ", out, re.M), out
+    assert re.search(r"the same trace in Jaeger's API: http://\S+/api/traces/[0-9a-f]{32}  \(3 spans\)", out)
     assert re.search(r"demo-pay-5xx\s+critical\s+active", out)  # the alert, as Alertmanager has it
     assert (tmp_path / "registry.json").exists()
 

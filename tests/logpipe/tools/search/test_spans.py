@@ -175,3 +175,32 @@ def test_json_carries_self_time_critical_flags_logs_per_span_and_the_path() -> N
     assert [(p["span_id"], p["start_ns"] - doc["critical_path"][0]["start_ns"]) for p in doc["critical_path"]] == [
         ("g", 0), ("p", 10 * MS), ("b", 20 * MS), ("p", 60 * MS), ("l", 65 * MS), ("p", 85 * MS), ("g", 90 * MS),
     ]
+
+
+def shared_half(sid: str, parent: str, name: str, start_ms: int, dur_ms: int, service: str) -> Span:
+    """A Zipkin ``shared: true`` server half as stored: the client's span id, ``_id`` ``…-shared``."""
+    client = span(sid, parent, name, start_ms, dur_ms, service)
+    return Span.from_doc(LogDoc(f"t-{sid}-shared", client.doc.index, client.doc.source))
+
+
+def test_a_zipkin_shared_server_half_sits_inside_its_client_half_and_takes_its_children() -> None:
+    spans = [
+        span("r", None, "POST /pay", 0, 100, "gw"),
+        span("x", "r", "GET /orders", 10, 60, "gw"),  # the client half
+        shared_half("x", "r", "GET /orders", 12, 55, "orders"),  # the server half, same id and parent
+        span("db", "x", "SELECT", 20, 40, "orders"),  # orders' own child names the shared id
+    ]
+    rows = span_tree(spans)
+    assert [(r.prefix + r.span.name, r.span.service) for r in rows] == [
+        ("POST /pay", "gw"), ("└─ GET /orders", "gw"), ("   └─ GET /orders", "orders"), ("      └─ SELECT", "orders"),
+    ]
+    assert by_name(spans)["POST /pay"] == (40, True, 40)
+    t = trace_timing(rows)
+    assert all(t.on_path(i) for i in range(4))  # the server side is on the path, inside the call
+    assert [t.self_ns[i] // MS for i in range(4)] == [40, 5, 15, 40]
+    # a line of orders naming the shared id goes under orders' half, gw's under gw's
+    lines = [log("1", 30, "orders line", "x"), log("2", 11, "gw line", "x")]
+    lines[0] = LogDoc("1", lines[0].index, {**lines[0].source, "service": {"name": "orders"}})
+    lines[1] = LogDoc("2", lines[1].index, {**lines[1].source, "service": {"name": "gw"}})
+    under, rest = place_logs(rows, lines)
+    assert {i: [d.id for d in ds] for i, ds in under.items()} == {2: ["1"], 1: ["2"]} and rest == []
