@@ -8,8 +8,9 @@ server (``consumer/http.py``); it installs the index templates before anything i
 retention (when there is no ILM) and the GC policy, and runs :class:`consumer.loop.ConsumeLoop`
 with those parts. The alert engine is built by the CLI (its rule file) and passed in.
 
-The loop and the side tasks run under a :class:`~logpipe.core.supervisor.Supervisor`: retention is
-restarted when it fails; the consume loop failing is fatal (``Policy.EXIT``): the app then flushes,
+The loop and the side tasks run under a :class:`~logpipe.core.supervisor.Supervisor`: retention and
+the dependency stage are restarted when they fail (a fresh stage reads again from its committed
+offsets); the consume loop failing is fatal (``Policy.EXIT``): the app then flushes,
 commits only what is indexed or dead-lettered, and :meth:`ConsumerApp.run` returns 1, so the kubelet
 restarts the container. ``/healthz`` fails when the loop's heartbeat has not turned for
 ``health.stall_after`` or a task failed for good.
@@ -55,8 +56,9 @@ def native_encoder(cfg: ConsumerConfig) -> EncodeFn | None:
     return None
 
 
-def build_source(cfg: ConsumerConfig) -> tuple[Source, DeadLetterSink]:
-    """The source ``cfg.source`` names and its dead-letter destination."""
+def build_source(cfg: ConsumerConfig, supervisor: Supervisor | None = None) -> tuple[Source, DeadLetterSink]:
+    """The source ``cfg.source`` names and its dead-letter destination (``supervisor`` runs the
+    source's own long-running tasks: the SLS membership heartbeat)."""
     def kafka_dlq() -> DeadLetterWriter:
         return DeadLetterWriter(cfg.kafka.bootstrap, cfg.kafka.dead_letter_topic, security=cfg.kafka)
 
@@ -64,7 +66,7 @@ def build_source(cfg: ConsumerConfig) -> tuple[Source, DeadLetterSink]:
         from consumer.sources.sls.deadletter import SlsDeadLetterWriter  # the SLS SDK only when asked for
         from consumer.sources.sls.source import SlsSource
 
-        sls = SlsSource(cfg.source)
+        sls = SlsSource(cfg.source, supervisor=supervisor)
         if cfg.source.dead_letter == "kafka":
             return sls, kafka_dlq()
         return sls, SlsDeadLetterWriter(sls.service, cfg.source.dead_letter_logstore)
@@ -86,7 +88,8 @@ class ConsumerApp:
         self._tune_gc = tune_gc
         self._on_listening = on_listening
         self.es = make_client(cfg.elasticsearch, cfg.bulk.request_timeout, cfg.bulk.retry_max)
-        self.source, self.dlq = build_source(cfg)
+        self.supervisor = Supervisor("consumer")
+        self.source, self.dlq = build_source(cfg, self.supervisor)
         self.clock = SystemClock()
         # Credentials read before each _bulk: a rotated password or API key file needs no restart.
         bulk = ElasticsearchBulk(self.es, partial(es_auth_options, cfg.elasticsearch))
@@ -94,7 +97,8 @@ class ConsumerApp:
         # The service dependency graph needs the links topic on Kafka: not computed for an SLS source.
         deps = td.enabled and not isinstance(cfg.source, SlsSourceConfig)
         links = LinkProducer(cfg.kafka.bootstrap, td.topic, td.partitions, security=cfg.kafka) if deps else None
-        # This replica's share of the links topic (consumer/dependencies/).
+        # This replica's share of the links topic (consumer/dependencies/); a new one per (re)start.
+        self._dependency_runs = 0
         self.dependencies = DependencyStage(cfg, self.es) if deps else None
         sm = cfg.span_metrics
         # Spans Elasticsearch accepted, counted for /metrics (consumer/spanmetrics/).
@@ -108,8 +112,6 @@ class ConsumerApp:
         )
         span_text = partial(render_span_metrics, self.span_metrics) if self.span_metrics is not None else None
         self.http = HealthServer(cfg.http.host, cfg.http.port, self._ready, self._healthy, span_text)
-        self.supervisor = Supervisor("consumer")
-        self._dependencies_task: asyncio.Task[None] | None = None
         self._templates_ready = False
         self.ilm = False
 
@@ -132,10 +134,18 @@ class ConsumerApp:
             es, prefix, days = self.es, self.cfg.index.prefix, self.cfg.index.retention_days
             self.supervisor.start("retention", lambda: run_retention(es, prefix, days))
         if self.dependencies is not None:
-            self._dependencies_task = asyncio.create_task(self.dependencies.run())
+            self.supervisor.start("dependencies", self._run_dependencies)
         if await self.loop.start() and self._tune_gc:
             apply_gc_policy()
         return port
+
+    async def _run_dependencies(self) -> None:
+        """The dependency stage; after a failure (it wrote and committed what it could on the way out)
+        a fresh one starts at the committed offsets: what was held is read again, nothing counted twice."""
+        self._dependency_runs += 1
+        if self._dependency_runs > 1 or self.dependencies is None:  # the old one's Kafka client is closed
+            self.dependencies = DependencyStage(self.cfg, self.es)
+        await self.dependencies.run()  # returns only once stopped (else the supervisor counts a failure)
 
     async def _install_templates(self) -> None:
         if not self.cfg.index.install_templates:
@@ -184,15 +194,11 @@ class ConsumerApp:
         self.loop.request_stop()
         await self.supervisor.stop("consume")
         await self.loop.close()
-        if self.dependencies is not None and self._dependencies_task is not None:
+        if self.dependencies is not None:
             # After the loop: the links its last spans produced are read on the next start (committed
             # offsets), so the stage only writes what it holds and commits that.
             self.dependencies.request_stop()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._dependencies_task), self.cfg.shutdown_grace)
-            except TimeoutError:
-                self._dependencies_task.cancel()
-            await asyncio.gather(self._dependencies_task, return_exceptions=True)
+            await self.supervisor.finish("dependencies", self.cfg.shutdown_grace)
         await self.supervisor.stop()
         await self.es.close()
         await self.http.close()
@@ -205,6 +211,8 @@ class ConsumerApp:
         # Before the loop runs (waiting for Elasticsearch or Kafka at start) nothing can stall.
         if self.loop.started and sup.running("consume") and hb.stalled(self.cfg.health.stall_after):
             return False, {"stalled": hb.name, "seconds": round(hb.age(), 1)}
+        for other in sup.stalled(self.cfg.health.stall_after):  # the source's own (SLS membership)
+            return False, {"stalled": other.name, "seconds": round(other.age(), 1)}
         return True, {}
 
     def _ready(self) -> tuple[bool, dict[str, Any]]:

@@ -9,6 +9,11 @@ a work resolved: its offsets handed to :class:`consumer.offsets.PartitionOffsets
 more step in its finalizer when a link sink is given: its link record (``consumer/dependencies/``)
 must be acknowledged by the links topic first, or a crash after the commit would lose it. Every
 span Elasticsearch accepted is counted once in the span metrics (``consumer/spanmetrics/``), here.
+
+A request task that raises anything its retries do not handle (a bug, an unexpected client error)
+would leave its works unresolved for ever — commits stuck behind them in a live process. So the
+first such failure is kept in :attr:`Dispatch.failure` and the consume loop raises it
+(:class:`DispatchFailed`): the supervisor then makes the process commit what is resolved and exit 1.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from consumer.retry import backoff_seconds
 from consumer.spanmetrics.store import SpanMetrics
 from consumer.telemetry import AlertObserveFailed, DeadLetterFailed, RecordDeadLettered, log
 from consumer.work import Work
+
+
+class DispatchFailed(Exception):
+    """A bulk request, dead letter or link send ended with an unexpected error; its works stay unresolved."""
 
 
 class Dispatch:
@@ -67,6 +76,8 @@ class Dispatch:
         self._link_tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.failure: DispatchFailed | None = None
+        """The first unexpected failure of a task in flight (the loop raises it)."""
 
     # --- in ------------------------------------------------------------------------------
 
@@ -120,8 +131,13 @@ class Dispatch:
 
     def _done(self, tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
         tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("DispatchTaskFailed", extra={"fields": {"error": repr(task.exception())}})
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            kind = "bulk" if tasks is self._bulk_tasks else "dead_letter" if tasks is self._dlq_tasks else "links"
+            log.error("DispatchTaskFailed", extra={"fields": {"task": kind, "error": repr(exc)[:500]}})
+            if self.failure is None:
+                self.failure = DispatchFailed(f"{kind} task failed: {exc!r}"[:500])
+                self.failure.__cause__ = exc
         if tasks is self._bulk_tasks:
             self._start_ready()
         if not (self._bulk_tasks or self._dlq_tasks or self._link_tasks or self._ready):

@@ -29,7 +29,7 @@ from consumer.ownership import ComponentOwnership
 from consumer.ports import AlertSink, BulkEndpoint, Clock, DeadLetterSink, LinkSink, Source
 from consumer.retry import until_ok
 from consumer.spanmetrics.store import SpanMetrics
-from consumer.telemetry import AlertObserveFailed, set_buffered_bytes, set_partition_lag
+from consumer.telemetry import AlertObserveFailed, CommitFailed, set_buffered_bytes, set_partition_lag
 from consumer.work import TopicPartitionKey
 from logpipe.core.supervisor import Heartbeat
 from parsers import LineParser
@@ -136,6 +136,8 @@ class ConsumeLoop:
         hb = self.heartbeat
         while not self.stopping.is_set():
             hb.beat()
+            if dispatch.failure is not None:
+                raise dispatch.failure  # its works can never resolve: commit the rest and exit (app.py)
             self.flow.apply(source, self.indexer.available)
             batches = await source.fetch(timeout)
             for tp, records in batches.items():
@@ -153,7 +155,10 @@ class ConsumeLoop:
         if self.started:
             self.dispatch.flush()
             await self.dispatch.drain(self.cfg.shutdown_grace)
-            await self.commits.commit()
+            try:
+                await self.commits.commit()
+            except Exception as exc:  # a broken commit path must not stop the disconnect below
+                CommitFailed(error=f"final commit: {exc!r}"[:500]).emit()
         await self.dispatch.cancel()
         await self.source.close()  # leaves the group (or just releases the client if it never joined)
         self.started = False

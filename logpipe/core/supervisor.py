@@ -182,6 +182,19 @@ class Supervisor:
         for n in names or list(self._specs):
             self._specs.pop(n, None)
 
+    async def finish(self, name: str, timeout: float) -> None:
+        """Let task ``name`` end by itself (its own stop was requested) within ``timeout`` seconds,
+        else cancel it; whatever it ends with, it is not restarted and is no failure."""
+        spec = self._specs.pop(name, None)  # from now on _ended and a pending restart ignore it
+        if spec is None or spec.task is None:
+            return
+        task = spec.task
+        _, pending = await asyncio.wait({task}, timeout=timeout)
+        if pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
     # --- failures -------------------------------------------------------------------------------
 
     def _ended(self, spec: _Spec, task: asyncio.Task[None]) -> None:

@@ -15,6 +15,11 @@ the shards held and hears which to hold. Shards to give up are revoked through t
 (the loop commits what is resolved, while SLS still counts them as ours), then left out of the next
 heartbeat; new shards start at their checkpoint (or ``start_from``). A member that stops
 heartbeating loses its shards to the others after the group's ``timeout``.
+
+So the membership task must never die quietly (the member would go on pulling shards SLS has given
+to others): under the app's :class:`~logpipe.core.supervisor.Supervisor` it is restarted with
+backoff, and one that keeps failing makes the process commit and exit 1; its :class:`Heartbeat`
+``sls-membership`` turns after every attempt, so a call that hangs turns ``/healthz`` failing.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from consumer.sources.sls.config import SlsSourceConfig
 from consumer.sources.sls.records import SlsRecord, log_records
 from consumer.sources.sls.service import Pulled, SlsCallError, SlsConsumerService
+from logpipe.core.supervisor import Heartbeat, Supervisor
 
 log = logging.getLogger("logpipe.consumer.sls")
 
@@ -67,9 +73,17 @@ class _Shard:
 class SlsSource:
     """``consumer.ports.Source`` over SLS logstores; built by ``consumer/app.py``."""
 
-    def __init__(self, cfg: SlsSourceConfig, service: SlsConsumerService | None = None) -> None:
+    def __init__(
+        self, cfg: SlsSourceConfig, service: SlsConsumerService | None = None, supervisor: Supervisor | None = None,
+    ) -> None:
         self.cfg = cfg
         self.service = service or SlsConsumerService(cfg)
+        self._supervisor = supervisor
+        self._member = False
+        # Before start (SLS not reached yet) and after close nothing runs that could stall.
+        self.membership = Heartbeat("sls-membership", idle=lambda: not self._member)
+        if supervisor is not None:
+            supervisor.watch(self.membership)
         self._listener: object | None = None
         self._held: dict[TopicPartitionKey, _Shard] = {}
         self._paused = False
@@ -87,13 +101,21 @@ class SlsSource:
         for logstore in self.cfg.logstores:
             await self.service.ensure_group(logstore)
         await self._beat()  # the first assignment before the loop fetches
-        self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="sls-heartbeat")
+        self.membership.beat()
+        self._member = True
+        if self._supervisor is not None:
+            self._supervisor.start("sls-heartbeat", self._heartbeats)
+        else:
+            self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="sls-heartbeat")
 
     async def close(self) -> None:
         """Stop heartbeating (SLS hands the shards on after ``timeout``) and cancel pulls in flight.
 
         The loop has committed what it could before; revoking here lets it commit the final positions.
         """
+        self._member = False
+        if self._supervisor is not None:
+            await self._supervisor.stop("sls-heartbeat")
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             await asyncio.gather(self._heartbeat_task, return_exceptions=True)
@@ -108,8 +130,10 @@ class SlsSource:
     # -- membership -------------------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
+        hb = self.membership
         while True:
-            await asyncio.sleep(self.cfg.heartbeat_interval)
+            with hb.waiting():
+                await asyncio.sleep(self.cfg.heartbeat_interval)
             try:
                 await self._beat()
             except SlsCallError as exc:
@@ -117,6 +141,10 @@ class SlsSource:
                 self._heartbeat_ok = False
                 self.last_error = str(exc)
                 log.warning("SlsHeartbeatFailed", extra={"fields": {"error": str(exc)[:300]}})
+            except Exception:
+                self._heartbeat_ok = False
+                raise  # not an SLS answer: a bug or a broken client, for the supervisor
+            hb.beat()
 
     async def _beat(self) -> None:
         for logstore in self.cfg.logstores:
