@@ -117,3 +117,67 @@ def stats(
         es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
     )
     raise typer.Exit(run(options))
+
+
+class Sort(StrEnum):
+    """The order of ``trace find``."""
+
+    start = "start"
+    duration = "duration"
+
+
+@app.command("find")
+def find(
+    component: Annotated[
+        list[str] | None,
+        typer.Option("--component", "-c", help="A Component that took part (any span's service.name); repeatable."),
+    ] = None,
+    root: Annotated[
+        bool, typer.Option("--root", help="-c and --operation apply to the root span: traces that entered there.")
+    ] = False,
+    operation: Annotated[
+        list[str] | None, typer.Option("--operation", help="A span name in the trace (with --root: the root's).")
+    ] = None,
+    min_duration: Annotated[
+        str | None, typer.Option("--min-duration", help="The whole trace took at least this (500ms, 2s).")
+    ] = None,
+    max_duration: Annotated[str | None, typer.Option("--max-duration", help="... and at most this.")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only traces with a failed span.")] = False,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="The root span's HTTP status: 500, 5xx, >=500, 500-504; repeatable."),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option("--where", help='On the summary\'s fields: \'spans>50 and root.service="web"\', duration>2s.'),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Traces that started in the last D (15m, 1h, 1d), or 'all'.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="... and before this time (exclusive).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many traces.")] = 20,
+    sort: Annotated[Sort, typer.Option("--sort", help="start: newest first; duration: slowest first.")] = Sort.start,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per trace: trace_id and its summary.")] = False,
+    es_url: Annotated[
+        str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")
+    ] = DEFAULT_ES_URL,
+    index_prefix: Annotated[
+        str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Summaries are <prefix>-traces-*.")
+    ] = "logpipe",
+    es_user: EsUser = None,
+    es_password_file: EsPasswordFile = None,
+    es_api_key_file: EsApiKeyFile = None,
+    es_ca_file: EsCaFile = None,
+    es_fingerprint: EsFingerprint = None,
+) -> None:
+    """Find traces — slow, failing, through a Component — from their summaries; exit 1 if none (like grep)."""
+    from logpipe.tools.search.trace_find import FindOptions, run  # lazily: see logpipe/cli/search.py
+
+    options = FindOptions(
+        components=tuple(component or ()), root=root, operations=tuple(operation or ()),
+        min_duration=min_duration, max_duration=max_duration, errors=errors, statuses=tuple(status or ()),
+        where=where, since=since, until=until, limit=limit, sort=sort.value, as_json=json_,
+        es_url=es_url, index_prefix=index_prefix,
+        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
+    )
+    raise typer.Exit(run(options))

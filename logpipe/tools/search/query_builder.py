@@ -47,11 +47,11 @@ def index_pattern(prefix: str, types: Sequence[str] = ()) -> str:
     return ",".join(f"{prefix}-{t}-*" + (f",{prefix}-jaeger-span-*" if t == "trace" else "") for t in chosen)
 
 
-def _any_of(clauses: list[Query]) -> Query:
+def any_of(clauses: list[Query]) -> Query:
     return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
-def _keyword(field: str, values: Sequence[str], *, case_insensitive: bool = False) -> Query:
+def keyword_query(field: str, values: Sequence[str], *, case_insensitive: bool = False) -> Query:
     """Exact values, ``*``/``?`` wildcards allowed (pod names: ``pay-*``)."""
     clauses: list[Query] = []
     exact = [v for v in values if "*" not in v and "?" not in v]
@@ -64,7 +64,7 @@ def _keyword(field: str, values: Sequence[str], *, case_insensitive: bool = Fals
         for v in values
         if "*" in v or "?" in v
     ]
-    return _any_of(clauses)
+    return any_of(clauses)
 
 
 _STATUS_CLASS = re.compile(r"^([1-5])xx$", re.IGNORECASE)
@@ -72,19 +72,19 @@ _STATUS_CMP = re.compile(r"^(>=|<=|>|<)\s*(\d{3})$")
 _STATUS_RANGE = re.compile(r"^(\d{3})-(\d{3})$")
 
 
-def status_query(spec: str) -> Query:
-    """``500``, ``5xx``, ``>=500``, ``500-504`` -> a query on ``http.response.status_code``."""
+def status_query(spec: str, field: str = F.STATUS) -> Query:
+    """``500``, ``5xx``, ``>=500``, ``500-504`` -> a query on ``field`` (``http.response.status_code``)."""
     s = spec.strip()
     if s.isdigit():
-        return {"term": {F.STATUS: int(s)}}
+        return {"term": {field: int(s)}}
     if m := _STATUS_CLASS.match(s):
         base = int(m.group(1)) * 100
-        return {"range": {F.STATUS: {"gte": base, "lte": base + 99}}}
+        return {"range": {field: {"gte": base, "lte": base + 99}}}
     if m := _STATUS_CMP.match(s):
         op = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}[m.group(1)]
-        return {"range": {F.STATUS: {op: int(m.group(2))}}}
+        return {"range": {field: {op: int(m.group(2))}}}
     if m := _STATUS_RANGE.match(s):
-        return {"range": {F.STATUS: {"gte": int(m.group(1)), "lte": int(m.group(2))}}}
+        return {"range": {field: {"gte": int(m.group(1)), "lte": int(m.group(2))}}}
     raise BadArgument(f"invalid --status {spec!r}: use e.g. 500, 5xx, >=500 or 500-504")
 
 
@@ -105,15 +105,15 @@ def filter_clauses(filters: SearchFilters) -> list[Query]:
     if filters.text and filters.text.strip():
         out.append(text_query(filters.text))
     if filters.components:
-        out.append(_keyword(F.COMPONENT, filters.components))
+        out.append(keyword_query(F.COMPONENT, filters.components))
     if filters.namespaces:
-        out.append(_keyword(F.NAMESPACE, filters.namespaces))
+        out.append(keyword_query(F.NAMESPACE, filters.namespaces))
     if filters.pods:
-        out.append(_keyword(F.POD, filters.pods))
+        out.append(keyword_query(F.POD, filters.pods))
     if filters.statuses:
-        out.append(_any_of([status_query(s) for s in filters.statuses]))
+        out.append(any_of([status_query(s) for s in filters.statuses]))
     if filters.levels:
-        out.append(_keyword(F.LEVEL, filters.levels, case_insensitive=True))
+        out.append(keyword_query(F.LEVEL, filters.levels, case_insensitive=True))
     if filters.trace_id:
         out.append({"term": {F.TRACE_ID: filters.trace_id}})
     if filters.where is not None:

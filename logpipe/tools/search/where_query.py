@@ -9,7 +9,8 @@ so ``event.duration`` is in nanoseconds, and a duration text such as ``"250ms"``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from logpipe.core import expr as E
 from logpipe.core.durations import parse_duration
@@ -56,17 +57,31 @@ def es_regexp(pattern: str) -> str:
     return ("" if head else ".*") + body + ("" if tail else ".*")
 
 
-def _value(field: str, value: str | int | float) -> str | int | float:
-    if field == F.DURATION and isinstance(value, str):
+@dataclass(frozen=True, slots=True)
+class Names:
+    """How an expression's names map to indexed fields: the log indices' by default; the trace
+    summaries' (``logpipe trace find``) name their own."""
+
+    resolve: Callable[[str], str] = resolve_field
+    durations: Mapping[str, int] = field(default_factory=lambda: {F.DURATION: 1_000_000_000})
+    """Fields holding durations, with their units per second: a text like ``"250ms"`` is converted."""
+
+
+LOGS = Names()
+
+
+def _value(field: str, value: str | int | float, names: Names) -> str | int | float:
+    per_second = names.durations.get(field)
+    if per_second is not None and isinstance(value, str):
         try:
-            return int(parse_duration(value) * 1_000_000_000)
+            return int(parse_duration(value) * per_second)
         except ValueError as exc:
             raise BadQuery(f"{field}: {exc}") from None
     return value
 
 
-def _compare(c: E.Compare, types: Mapping[str, str]) -> Query:
-    field = resolve_field(c.field)
+def _compare(c: E.Compare, types: Mapping[str, str], names: Names) -> Query:
+    field = names.resolve(c.field)
     if field not in types:
         raise UnknownField(c.field, list(types))
     kind = types[field]
@@ -74,7 +89,7 @@ def _compare(c: E.Compare, types: Mapping[str, str]) -> Query:
     if c.op in ("~", "!~"):
         match: Query = {"regexp": {field: {"value": es_regexp(str(c.value))}}}
         return match if c.op == "~" else {"bool": {"filter": [exists], "must_not": [match]}}
-    value = _value(field, c.value)
+    value = _value(field, c.value, names)
     if c.op in _RANGE_OPS:
         return {"range": {field: {_RANGE_OPS[c.op]: value}}}
     equal: Query = (
@@ -83,7 +98,7 @@ def _compare(c: E.Compare, types: Mapping[str, str]) -> Query:
     return equal if c.op == "=" else {"bool": {"filter": [exists], "must_not": [equal]}}
 
 
-def where_query(text: str, types: Mapping[str, str]) -> Query:
+def where_query(text: str, types: Mapping[str, str], names: Names = LOGS) -> Query:
     """Parse ``text`` and translate it; ``types`` maps every indexed field name to its ES type.
 
     Raises :class:`BadQuery` (with the column) for a bad expression, :class:`UnknownField` for a
@@ -93,24 +108,24 @@ def where_query(text: str, types: Mapping[str, str]) -> Query:
         tree = E.parse(text)
     except E.ExprError as exc:
         raise BadQuery(f"--where: {exc}") from None
-    return translate(tree, types)
+    return translate(tree, types, names)
 
 
-def translate(tree: E.Expr, types: Mapping[str, str]) -> Query:
+def translate(tree: E.Expr, types: Mapping[str, str], names: Names = LOGS) -> Query:
     """The ES query for a parsed expression."""
     if isinstance(tree, E.Compare):
-        return _compare(tree, types)
+        return _compare(tree, types, names)
     if isinstance(tree, E.Not):
-        return {"bool": {"must_not": [translate(tree.operand, types)]}}
-    left, right = translate(tree.left, types), translate(tree.right, types)
+        return {"bool": {"must_not": [translate(tree.operand, types, names)]}}
+    left, right = translate(tree.left, types, names), translate(tree.right, types, names)
     if isinstance(tree, E.And):
         return {"bool": {"filter": [left, right]}}
     return {"bool": {"should": [left, right], "minimum_should_match": 1}}
 
 
-def fields_of(text: str) -> set[str]:
+def fields_of(text: str, names: Names = LOGS) -> set[str]:
     """The indexed names of the fields an expression mentions (empty when it does not parse)."""
     try:
-        return {resolve_field(n) for n in E.field_names(E.parse(text))}
+        return {names.resolve(n) for n in E.field_names(E.parse(text))}
     except E.ExprError:
         return set()
