@@ -226,9 +226,12 @@ class ConsumerApp:
         }
         if not indexer.available:
             detail["elasticsearch_error"] = indexer.last_error
+        kafka_error: str | None = getattr(self.source, "broker_error", None)  # the Kafka source's probe
+        if kafka_error:
+            detail["kafka_error"] = kafka_error
         if self.dependencies is not None:
             detail["trace_dependencies"] = {
                 "started": self.dependencies.started, "partitions": self.dependencies.partitions,
                 "traces_held": len(self.dependencies.join),
             }
-        return (self.loop.started and indexer.available and self._templates_ready, detail)
+        return (self.loop.started and not kafka_error and indexer.available and self._templates_ready, detail)

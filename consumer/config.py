@@ -55,6 +55,13 @@ class KafkaConfig(KafkaSecurity):
     """How long the group waits for a silent member before it rebalances its partitions away."""
     commit_interval: Duration = 1.0
     """How often resolved offsets are committed (they are also committed on revoke and stop)."""
+    request_timeout: Duration = Field(default=40.0, gt=0)
+    """How long one request to a broker may go unanswered before its connection counts as dead and is
+    opened again (a broker that accepts connections but never answers is left after this long). Keep it
+    above the group's rebalance timeout (30 s): a JoinGroup may legitimately wait that long."""
+    probe_timeout: Duration = Field(default=5.0, gt=0)
+    """When no records arrived for this long, a metadata request checks the broker answers; no answer
+    within it (or an error) makes ``/readyz`` say Kafka is unreachable, until one succeeds."""
 
     @field_validator("topics")
     @classmethod

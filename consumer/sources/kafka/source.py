@@ -6,10 +6,17 @@ offsets are committed only through :meth:`KafkaSource.commit`, with positions co
 ``consumer.ports.PartitionListener`` given to :meth:`KafkaSource.start` as plain ``(topic,
 partition)`` keys; the revoke callback runs while this member still owns the partitions, so it may
 commit their final positions.
+
+Whether the brokers answer (``broker_error``, for ``/readyz``): an idle or paused consumer cannot tell
+an outage from quiet topics by its fetches, so after ``probe_timeout`` without records a metadata
+request asks, in the background; a black hole or a broker that never answers shows within about two
+``probe_timeout``s, and clears at the first answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
@@ -43,6 +50,9 @@ class KafkaSource:
         self.cfg = cfg
         self._consumer: AIOKafkaConsumer = self._new_consumer()
         self._paused = False
+        self._contact = time.monotonic()  # the last time a broker answered
+        self._error: str | None = None
+        self._probe: asyncio.Task[None] | None = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         cfg = self.cfg
@@ -59,6 +69,7 @@ class KafkaSource:
             heartbeat_interval_ms=max(1000, int(cfg.session_timeout * 1000) // 3),
             # Topics created after start (e.g. logpipe-trace) are picked up within this period.
             metadata_max_age_ms=30_000,
+            request_timeout_ms=int(cfg.request_timeout * 1000),
             **aiokafka_kwargs(cfg),
         )
 
@@ -78,7 +89,32 @@ class KafkaSource:
     async def fetch(self, timeout_s: float) -> dict[TopicPartitionKey, list[Record]]:
         """Records fetched within ``timeout_s``, per partition, in offset order (empty while paused)."""
         batches: dict[Any, list[Record]] = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
-        return {(tp.topic, tp.partition): recs for tp, recs in batches.items() if recs}
+        out = {(tp.topic, tp.partition): recs for tp, recs in batches.items() if recs}
+        if out:
+            self._answered()
+        elif time.monotonic() - self._contact > self.cfg.probe_timeout and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.create_task(self._check_brokers())
+        return out
+
+    @property
+    def broker_error(self) -> str | None:
+        """Why the brokers count as unreachable now, or None while they answer."""
+        return self._error
+
+    def _answered(self) -> None:
+        self._contact = time.monotonic()
+        self._error = None
+
+    async def _check_brokers(self) -> None:
+        """One metadata request (public ``topics()``); bounded by ``probe_timeout``, never raises."""
+        try:
+            await asyncio.wait_for(self._consumer.topics(), self.cfg.probe_timeout)
+        except TimeoutError:
+            self._error = f"no answer from Kafka within {self.cfg.probe_timeout:g}s"
+        except Exception as exc:
+            self._error = f"Kafka: {exc!r}"
+        else:
+            self._answered()
 
     def _tps(self, keys: Iterable[TopicPartitionKey]) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t, p in keys]
@@ -139,4 +175,6 @@ class KafkaSource:
 
     async def close(self) -> None:
         """Leave the group (commits are the caller's business, done before)."""
+        if self._probe is not None:
+            self._probe.cancel()
         await self._consumer.stop()
