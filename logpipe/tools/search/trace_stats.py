@@ -5,11 +5,12 @@ the older ``<prefix>-trace-*``; docs/TRACES.md): no second store to keep in sync
 service and operation (``--by operation``: ``service.name`` + ``span.name``), a service, or a service
 and HTTP status (``--by status``); with ``--every`` each time bucket has its own groups.
 
-Percentiles come from Elasticsearch's HDR histogram with 3 significant digits over
-``event.duration`` (nanoseconds): a reported percentile is within 0.1 % of the duration of a span at
-that rank (nearest rank) — unlike the default TDigest, whose error depends on the data. An error
-is a span with ``event.outcome: failure`` (OTLP status ERROR, a Zipkin ``error`` tag, Jaeger's
-``error=true``).
+Percentiles come from Elasticsearch's TDigest over ``event.duration`` (nanoseconds) with
+``compression: 200``: exact while a group holds a few hundred spans (Elasticsearch keeps them
+sorted), then within a rank error of 1 % of the group's spans (measured: 0.2 % at p50, 0.05 % at
+p95, 0.02 % at p99 on groups of 10 000; docs/TRACES.md). HDR would bound the value error instead,
+but cost 4-10x more per group on 1 000 groups. An error is a span with ``event.outcome: failure``
+(OTLP status ERROR, a Zipkin ``error`` tag, Jaeger's ``error=true``).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 0, 1, 2
 DEFAULT_SINCE = "1h"
 OUTCOME = "event.outcome"
 PERCENTS = (50.0, 95.0, 99.0)
-HDR_DIGITS = 3
-"""Significant digits of the HDR histogram: percentiles within 10^-3 relative of a true rank's value."""
+TDIGEST_COMPRESSION = 200
+"""Elasticsearch's default is 100; 200 brought the p50 rank error from 0.7 % to 0.2 % at the same speed."""
 MAX_BUCKETS = 1000
 """Time buckets at most with ``--every`` (Elasticsearch refuses more than ``search.max_buckets``)."""
 MISSING = "-"
@@ -149,7 +150,7 @@ def _red() -> dict[str, Any]:
             "percentiles": {
                 "field": F.DURATION,
                 "percents": list(PERCENTS),
-                "hdr": {"number_of_significant_value_digits": HDR_DIGITS},
+                "tdigest": {"compression": TDIGEST_COMPRESSION},
             }
         },
     }

@@ -65,7 +65,7 @@ async def test_groups_are_read_over_every_page_and_the_top_ones_kept() -> None:
     assert first_req["query"]["bool"]["filter"][1] == {"terms": {"service.name": ["cart", "pay"]}}
     assert first_req["query"]["bool"]["filter"][0]["range"]["@timestamp"] == {"gte": "2026-12-02T09:00:00.000Z"}
     hdr = first_req["aggs"]["duration"]["percentiles"]
-    assert hdr["hdr"] == {"number_of_significant_value_digits": 3} and hdr["field"] == "event.duration"
+    assert hdr["tdigest"] == {"compression": 200} and hdr["field"] == "event.duration"
     assert second_req["aggs"]["groups"]["composite"]["after"] == {"g0": "cart", "g1": "op-0999"}
     assert "duration" not in second_req["aggs"]  # the total is asked for once
 
