@@ -183,23 +183,26 @@ def _evaluate_latency(
     raw = rule.duration(doc)
     if not isinstance(raw, int | float) or isinstance(raw, bool) or raw < 0:
         return []  # no duration: nothing to measure
-    seconds = raw * c.seconds_per_unit
+    seconds = raw * rule.seconds_per_unit
     g = state.group(rule.group_key(doc), None, now)
     w = g.latency
     if w is None:
         w = g.latency = LatencyWindow(c.within, c.quantile)
-    w.add(now, seconds)
-    slow = seconds >= c.threshold
-    if slow or g.last_doc is None:  # the exemplar (its trace id in the notification) is a slow one
+    n = w.add(now, seconds)
+    if seconds >= rule.threshold or g.last_doc is None:  # the exemplar (its trace id) is a slow one
         _record_hit(rule, g, doc)
     # A duration under the threshold cannot lift a quantile or the mean over it (only expiry can,
-    # which the tick sees): the statistic is computed when a slow one arrives or min_count is reached.
-    n = w.count(now)
+    # which the tick sees): the statistic is computed when one that may arrives or min_count is reached.
+    lifts = seconds >= rule.may_lift_from
     if g.firing or n < c.min_count:
         return []
-    if n > c.min_count and (not slow or now - g.checked_at < _CHECK_EVERY):
+    if n > c.min_count and not lifts:
+        return []
+    if n > c.min_count and now - g.checked_at < _CHECK_EVERY:
+        g.unchecked = True
         return []
     g.checked_at = now
+    g.unchecked = False
     holds, n, value = _latency_holds(c, w, now)
     if holds:
         g.last_true = now
@@ -256,9 +259,14 @@ def _holds(rule: CompiledRule, g: GroupState, now: float) -> tuple[bool, int, in
     (latency) measured value."""
     cond = rule.condition
     if isinstance(cond, LatencyCondition):
-        if g.latency is None:
+        w = g.latency
+        if w is None:
             return False, 0, 0, "", None
-        ok, n, value = _latency_holds(cond, g.latency, now)
+        n = w.count(now)  # expires what left the window
+        if not g.firing and not w.expired and not g.unchecked:
+            return False, n, n, "", None  # not holding at the last computation, and nothing could lift it since
+        w.expired = g.unchecked = False
+        ok, n, value = _latency_holds(cond, w, now)
         return ok, n, n, _latency_why(cond, value, n), value
     if isinstance(cond, AbsentCondition):
         silent = now - g.last_seen

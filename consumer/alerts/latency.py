@@ -36,7 +36,7 @@ def new_sketch() -> LogCollapsingLowestDenseDDSketch:
 class LatencyWindow:
     """Durations (seconds) seen in a sliding window of ``span`` seconds; ``stat`` at a quantile or the mean."""
 
-    __slots__ = ("_buckets", "_cached", "_count", "_live", "quantile", "span", "width")
+    __slots__ = ("_buckets", "_cached", "_count", "_live", "expired", "quantile", "span", "width")
 
     def __init__(self, span: float, quantile: float | None) -> None:
         self.span = span
@@ -44,10 +44,12 @@ class LatencyWindow:
         """0.99 for p99; None for the mean."""
         self.width = max(span / SUB_WINDOWS, 0.001)
         self._buckets: deque[tuple[int, LogCollapsingLowestDenseDDSketch]] = deque()
-        self._live: LogCollapsingLowestDenseDDSketch | None = None
+        self._live: LogCollapsingLowestDenseDDSketch | None = new_sketch()
         """Every sub-window merged, kept current by :meth:`add`; rebuilt after a sub-window expires."""
         self._count = 0
         self._cached: float | None = None
+        self.expired = False
+        """A sub-window left since the caller last cleared this: the statistic may have risen."""
 
     def _expire(self, now: float) -> None:
         oldest = math.floor((now - self.span) / self.width)
@@ -57,9 +59,11 @@ class LatencyWindow:
             self._count -= int(sketch.count)
             self._live = None
             self._cached = None
+            self.expired = True
 
-    def add(self, now: float, seconds: float) -> None:
-        """Record one duration at ``now`` (earlier times join the newest sub-window, as in :class:`Window`)."""
+    def add(self, now: float, seconds: float) -> int:
+        """Record one duration at ``now`` (earlier times join the newest sub-window, as in :class:`Window`);
+        the durations now in the window."""
         self._expire(now)
         idx = math.floor(now / self.width)
         b = self._buckets
@@ -73,6 +77,7 @@ class LatencyWindow:
             self._live.add(seconds)
         self._count += 1
         self._cached = None
+        return self._count
 
     def count(self, now: float) -> int:
         """Durations in the window ending at ``now``."""
@@ -101,4 +106,5 @@ class LatencyWindow:
 
     def sketches(self) -> int:
         """Sketches held now (sub-windows plus the merged one): the memory bound's unit."""
+        # merged lazily after an expiry, so at most SUB_WINDOWS + 1 sub-windows + 1
         return len(self._buckets) + (self._live is not None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.alerts.fieldpath import Accessor, accessor, ecs_name, label_name, path_getter, text_of
+from consumer.alerts.latency import RELATIVE_ACCURACY
 from consumer.alerts.rules import (
     AbsentCondition,
     AnyCondition,
@@ -138,6 +139,13 @@ class CompiledRule:
     sample_chars: int
     duration: Accessor = _always_none
     """Reads a latency condition's ``field`` (raw, in the condition's ``unit``)."""
+    threshold: float = 0.0
+    """A latency condition's threshold in seconds (read once: the model's properties cost per document)."""
+    may_lift_from: float = 0.0
+    """Durations from which one may lift the statistic over the threshold: the threshold itself for
+    the mean; for a quantile, threshold / (1 + the sketch's error), since a duration just under it can
+    share the threshold's bin."""
+    seconds_per_unit: float = 1e-9
 
     @property
     def name(self) -> str:
@@ -184,9 +192,13 @@ def compile_rule(rule: Rule, settings: EngineSettings | None = None) -> Compiled
         neg = negation
         content_pred = lambda doc: positive(doc) and not neg(doc)  # noqa: E731
     duration: Accessor = _always_none
+    threshold = lift = 0.0
+    per_unit = 1e-9
     if isinstance(rule.condition, LatencyCondition):
         # the stored value (not the short-name accessor, which turns durations into seconds): `unit` says
         duration = path_getter(ecs_name(rule.condition.field))
+        threshold, per_unit = rule.condition.threshold, rule.condition.seconds_per_unit
+        lift = threshold if rule.condition.quantile is None else threshold / (1 + RELATIVE_ACCURACY)
     return CompiledRule(
         rule=rule,
         in_scope=_all_of(scope),
@@ -199,4 +211,7 @@ def compile_rule(rule: Rule, settings: EngineSettings | None = None) -> Compiled
         samples=s.samples,
         sample_chars=s.sample_chars,
         duration=duration,
+        threshold=threshold,
+        may_lift_from=lift,
+        seconds_per_unit=per_unit,
     )

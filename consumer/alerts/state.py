@@ -81,6 +81,9 @@ class GroupState:
     """The durations of a latency condition's window (``consumer/alerts/latency.py``)."""
     checked_at: float = -math.inf
     """When a document last made a latency group compute its statistic (at most every 100 ms)."""
+    unchecked: bool = False
+    """A duration that may lift the latency statistic arrived and the statistic was not computed
+    since (throttled): the tick computes it."""
     last_seen: float = 0.0
     """Last matching document (absence), or creation time for a seeded Component."""
     last_true: float | None = None

@@ -107,9 +107,12 @@ def search_command(rule: Rule, match: Match) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
+_TRACE_ID = accessor("trace.id")
+
+
 def trace_id_of(doc: Mapping[str, Any]) -> str:
     """The document's ``trace.id`` (a span's, or a log line's that carries one), or ``""``."""
-    return text_of(accessor("trace.id")(doc))
+    return text_of(_TRACE_ID(doc))
 
 
 def trace_command(trace_id: str) -> str:

@@ -172,6 +172,52 @@ def test_a_window_whose_fast_durations_expire_fires_at_the_tick() -> None:
     assert [m.reason for m in tick(rule, st, T0 + 67)] == ["new"]  # the fast ones left: median 2 s
 
 
+def test_slow_durations_throttled_at_the_document_fire_at_the_next_tick() -> None:
+    rule, st = compiled({**P99, "condition": {"p99": "800ms", "within": "1m", "min_count": 3}})
+    assert feed(rule, st, [timed(0.01, T0) for _ in range(3)], T0) == []  # computed at min_count: fast
+    assert feed(rule, st, [timed(2.0, T0 + 0.01)], T0 + 0.01) == []  # within 100 ms of that: not computed
+    assert feed(rule, st, [timed(2.0, T0 + 0.02)], T0 + 0.02) == []
+    assert [m.reason for m in tick(rule, st, T0 + 1)] == ["new"]  # p99 of 5 = rank 3: slow
+
+
+def test_a_quiet_group_is_not_recomputed_by_the_tick_until_something_could_lift_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rule, st = compiled({**P99, "condition": {"p99": "800ms", "within": "1m", "min_count": 3}})
+    computed: list[float] = []
+    stat = LatencyWindow.stat
+
+    def counting(self: LatencyWindow, now: float) -> float | None:
+        computed.append(now)
+        return stat(self, now)
+
+    monkeypatch.setattr(LatencyWindow, "stat", counting)
+    feed(rule, st, [timed(0.01, T0) for _ in range(10)], T0)
+    assert computed == [T0]  # once, at min_count
+    feed(rule, st, [timed(0.01, T0 + 7) for _ in range(10)], T0 + 7)  # fast: cannot lift it
+    assert tick(rule, st, T0 + 8) == [] and tick(rule, st, T0 + 9) == []
+    assert computed == [T0]
+    assert tick(rule, st, T0 + 67) == []  # the t0 sub-window left: the statistic may have risen
+    assert computed == [T0, T0 + 67]
+    feed(rule, st, [timed(2.0, T0 + 68)], T0 + 68)  # may lift it: computed at the document
+    assert computed[-1] == T0 + 68
+
+
+@pytest.mark.parametrize(("ms", "fires"), [(785.0, False), (786.0, False), (787.0, True), (789.9, True)])
+def test_a_duration_just_under_the_threshold_sharing_its_bin_is_decided_as_the_sketch_says(
+    ms: float, fires: bool
+) -> None:
+    """787 ms falls in the bin of 790 ms, whose value (794.5 ms) is over a 790 ms threshold: the
+    document path must not skip it as "fast" (it would fire only at an expiry, up to W/10 late)."""
+    rule, st = compiled({**P99, "condition": {"p99": "790ms", "within": "5m", "min_count": 5}})
+    assert feed(rule, st, [timed(0.01, T0 + i) for i in range(5)], T0 + 5) == []
+    fired = []
+    for i in range(100):
+        at = T0 + 6 + i * 0.5
+        fired += [m.reason for m in evaluate(rule, st, timed(ms / 1000, at), at)]
+    assert fired == (["new"] if fires else [])
+
+
 def test_a_slow_documents_trace_is_the_exemplar_in_the_annotations() -> None:
     rule, st = compiled({**P99, "condition": {"p99": "800ms", "within": "5m", "min_count": 3}})
     docs = [timed(0.01, T0, trace={"id": "fa57" * 8}), timed(3.0, T0, trace={"id": "51a0" * 8}),
