@@ -103,7 +103,8 @@ class ConsumerApp:
         sm = cfg.span_metrics
         # Spans Elasticsearch accepted, counted for /metrics (consumer/spanmetrics/).
         self.span_metrics = (
-            SpanMetrics(sm.max_series_per_service, sm.max_services, [round(b * 1000, 6) for b in sm.buckets])
+            SpanMetrics(sm.max_series_per_service, sm.max_services, [round(b * 1000, 6) for b in sm.buckets],
+                        sm.max_series)
             if sm.enabled else None
         )
         self.loop = ConsumeLoop(

@@ -27,6 +27,9 @@ class SpanMetricsConfig(StrictModel):
     max_services: int = Field(default=200, gt=0, le=100_000)
     """Services kept; the spans of any further service go to one overflow series without a
     ``service_name`` label."""
+    max_series: int = Field(default=10_000, gt=0, le=1_000_000)
+    """Series kept in all services together (each is 19 samples on ``/metrics``: 10 000 make a scrape
+    of ~30 MB); past it, a new series goes to its service's overflow series."""
     buckets: tuple[Duration, ...] = DEFAULT_BUCKETS
     """Upper bounds of the duration histogram (written ``2ms``, ``1s``...; exported in milliseconds)."""
 

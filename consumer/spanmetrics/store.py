@@ -8,8 +8,10 @@ the 10 ms bucket, as the connector's ``sort.SearchFloat64s`` puts it).
 Memory is capped like the connector's ``aggregation_cardinality_limit``, per service: once a service
 holds ``max_series`` series, the spans of a new series are counted in that service's overflow
 series (all other dimensions dropped, ``otel.metric.overflow=true``); past ``max_services`` services,
-in one overflow series without a service. So the number of series — and the memory — is at most
-``max_services * (max_series + 1) + 1`` whatever names the spans carry; names are cut at
+in one overflow series without a service; and once ``max_total`` series exist in all, any new
+series of any service goes to its service's overflow series. So the number of series — the memory
+and the size of a scrape — is at most ``max_total + max_services + 1`` whatever names the spans
+carry; names are cut at
 ``MAX_LABEL`` characters (Jaeger's ``operationName`` mapping indexes no more: ``ignore_above: 256``).
 """
 
@@ -79,9 +81,13 @@ class Row:
 class SpanMetrics:
     """The counters; :meth:`observe` is called once per span Elasticsearch accepted."""
 
-    def __init__(self, max_series: int, max_services: int, bounds_ms: Sequence[float]) -> None:
+    def __init__(
+        self, max_series: int, max_services: int, bounds_ms: Sequence[float], max_total: int | None = None
+    ) -> None:
         self.max_series = max_series
         self.max_services = max_services
+        self.max_total = max_total if max_total is not None else max_series * max_services
+        self._total = 0  # series other than overflow ones
         self.bounds_ms = tuple(bounds_ms)
         # service -> series key -> row; None: the services' overflow
         self.services: dict[str | None, dict[SeriesKey, Row]] = {}
@@ -112,9 +118,12 @@ class SpanMetrics:
             key = (name, KINDS.get(span.get("kind"), UNSPECIFIED), status_code(doc))  # type: ignore[arg-type]
         row = series.get(key)
         if row is None:
-            if len(series) >= self.max_series and key != OVERFLOW:
-                key = OVERFLOW
-                row = series.get(key)
+            if key != OVERFLOW:
+                if len(series) >= self.max_series or self._total >= self.max_total:
+                    key = OVERFLOW
+                    row = series.get(key)
+                else:
+                    self._total += 1
             if row is None:
                 row = series[key] = Row(len(self.bounds_ms) + 1)
         ms = duration_ns / 1e6 if isinstance(duration_ns, int | float) and duration_ns > 0 else 0.0

@@ -119,6 +119,20 @@ def test_services_past_their_cap_share_one_overflow_series_without_a_service() -
     assert sum(calls.values()) == 1000
 
 
+def test_the_total_cap_sends_new_series_of_every_service_to_its_overflow() -> None:
+    m = SpanMetrics(100, 10, BOUNDS_MS, max_total=5)
+    for i in range(50):
+        m.observe(span_doc(f"svc-{i % 3}", f"op-{i}", 1))
+
+    calls = {tuple(sorted(lbl.items())): v for lbl, v in scrape(m)["traces_span_metrics_calls_total"]}
+
+    assert m.series_count == 5 + 3  # the first 5 series, then one overflow series per service
+    assert {k: v for k, v in calls.items() if ("otel_metric_overflow", "true") in k} == {
+        (("otel_metric_overflow", "true"), ("service_name", f"svc-{i}")): n for i, n in ((0, 15), (1, 15), (2, 15))
+    }
+    assert sum(calls.values()) == 50
+
+
 def test_the_caps_and_buckets_are_validated_naming_the_key(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("span_metrics:\n  max_series_per_service: 0\n")
