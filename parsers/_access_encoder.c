@@ -26,9 +26,9 @@ enum {
 };
 enum { V_NULL, V_TRUE, V_FALSE, V_INT, V_FLOAT, V_STR };
 enum { OUT_OK, OUT_KEEP, OUT_INVALID, OUT_TIME, OUT_DECLINE };
-/* Headers we read (logpipe/envelope.py). */
+/* Headers we read (logpipe/core/envelope.py); H_META is envelope version 2's packed lp.meta. */
 enum { H_NODE, H_NAMESPACE, H_POD, H_POD_UID, H_CONTAINER, H_COMPONENT, H_TYPE, H_PATH, H_OFFSET, H_FILE_ID,
-       H_READ_TS, H_FLAGS, H_FORMAT, NHEADERS };
+       H_READ_TS, H_FLAGS, H_FORMAT, NHEADERS, H_META };
 
 #define MAX_KEYS 64
 #define MAX_LAYOUTS 512
@@ -1047,6 +1047,8 @@ static int header_index(PyObject *k) {
             return H_NODE;
         if (memcmp(s, "path", 4) == 0)
             return H_PATH;
+        if (memcmp(s, "meta", 4) == 0)
+            return H_META;
         return -1;
     case 5:
         return memcmp(s, "flags", 5) == 0 ? H_FLAGS : -1;
@@ -1094,6 +1096,25 @@ static int format_is_json(Str f) {
     return f.n == 0 || (f.n == 4 && (memcmp(f.p, "json", 4) == 0 || memcmp(f.p, "auto", 4) == 0));
 }
 
+/* lp.meta (envelope.py META_FIELDS): "2" NUL node NUL namespace ... NUL read_ts NUL flags. 1 ok, 0 decline
+   (another version or a malformed value: the Python path says why). */
+static int read_meta(const unsigned char *p, Py_ssize_t n, Str *h) {
+    static const int order[12] = {H_NODE, H_NAMESPACE, H_POD,     H_POD_UID,  H_CONTAINER, H_COMPONENT,
+                                  H_TYPE, H_PATH,      H_FORMAT,  H_FILE_ID,  H_READ_TS,   H_FLAGS};
+    if (n < 2 || p[0] != '2' || p[1] != 0)
+        return 0;
+    const unsigned char *s = p + 2, *end = p + n;
+    for (int i = 0; i < 12; i++) {
+        const unsigned char *z = i < 11 ? memchr(s, 0, (size_t)(end - s)) : end;
+        if (z == NULL)
+            return 0;
+        h[order[i]].p = s;
+        h[order[i]].n = z - s;
+        s = z + 1;
+    }
+    return memchr(h[H_FLAGS].p, 0, (size_t)h[H_FLAGS].n) == NULL; /* exactly 13 fields */
+}
+
 /* decode_headers + Draft: 1 ok, 0 decline. */
 static int read_headers(PyObject *headers, Str *h, Py_ssize_t *total) {
     PyObject **items;
@@ -1132,7 +1153,10 @@ static int read_headers(PyObject *headers, Str *h, Py_ssize_t *total) {
         if (!utf8_valid(p, vn))
             return 0;
         int idx = header_index(k);
-        if (idx >= 0) { /* later duplicates win, as in the dict */
+        if (idx == H_META) {
+            if (!read_meta(p, vn, h))
+                return 0;
+        } else if (idx >= 0) { /* later duplicates win, as in the dict */
             h[idx].p = p;
             h[idx].n = vn;
         }

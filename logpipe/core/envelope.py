@@ -4,10 +4,24 @@ The Kafka record *value* is the original line bytes (no newline), unchanged, so 
 read it; the record *key* is the Component (one service's lines stay ordered in one partition);
 the line's source identity and pod metadata travel in record *headers* named here.
 
-The envelope is versioned: header ``lp.v`` holds :data:`ENVELOPE_VERSION`. Records without it were
-written before versions existed (version 0: the same headers, ``tests/logpipe/core/fixtures/
-envelope-v0.json`` holds real ones) and are read exactly like version 1. A later version that changes
-what a header means raises the number, and readers dispatch on :func:`envelope_version`.
+Readers see every envelope as one ``lp.*`` → str dict (:func:`decode_headers`); on the wire there
+are three layouts:
+
+- version 2 (written today): two headers per record. ``lp.meta`` holds everything a file's run of
+  lines shares — the version, node, namespace, pod, pod uid, container, Component, log type, path,
+  access format, file id, read time and flags — NUL-separated in that order (none of them can
+  contain a NUL: they are Kubernetes names, a POSIX path, decimal digits; an empty format or flags
+  field means no such header); it is one bytes object per run, shared by its records. ``lp.offset``
+  is the line's own. Why: aiokafka encodes each header of each record in its own steps, and eleven
+  of them cost more CPU per line than reading, splitting and batching the line together
+  (docs/BENCHMARKS.md, "Shipper (issue 10)").
+- version 1: the same fields as eleven headers of their own (``lp.v`` = ``1`` first).
+- version 0: version 1 without ``lp.v`` (written before versions; ``tests/logpipe/core/fixtures/
+  envelope-v0.json`` holds real ones).
+
+All three decode to the same dict, so the parsers never see the difference; the consumer's C encoder
+(``parsers/_access_encoder.c``) reads ``lp.meta`` the same way. A later version that changes what a
+field means raises the number, and readers dispatch on :func:`envelope_version`.
 """
 
 from __future__ import annotations
@@ -16,8 +30,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
 H_VERSION = "lp.v"  # the envelope's version, decimal ASCII; absent: version 0 (same layout as 1)
+H_META = "lp.meta"  # version 2: the per-run fields below, NUL-separated (META_FIELDS order)
 H_NODE = "lp.node"
 H_NAMESPACE = "lp.namespace"
 H_POD = "lp.pod"
@@ -33,6 +48,11 @@ H_FLAGS = "lp.flags"  # comma-separated, e.g. "truncated"
 H_FORMAT = "lp.format"  # access lines: the format the shipper's rule chose (absent: detected per line)
 
 ENVELOPE_VERSION_BYTES = str(ENVELOPE_VERSION).encode()
+
+# The fields of ``lp.meta``, in their wire order (the C encoder reads the same order).
+META_FIELDS = (H_VERSION, H_NODE, H_NAMESPACE, H_POD, H_POD_UID, H_CONTAINER, H_COMPONENT, H_TYPE, H_PATH,
+               H_FORMAT, H_FILE_ID, H_READ_TS, H_FLAGS)
+_OPTIONAL = (H_FORMAT, H_FLAGS)  # "" on the wire = no such header (as version 1 wrote none then)
 
 LOG_TYPES = ("access", "app", "stdout", "trace")
 # Formats a shipper rule may choose for access lines (``lp.format``); "auto" is sent as no header.
@@ -64,40 +84,30 @@ class SourceMeta:
 
 
 class HeaderTemplate:
-    """The record headers of one file's lines, in their wire order: the only place that order is written.
+    """The record headers of one file's lines (version 2): the only place their layout is written.
 
-    ``head``: ``lp.v`` and the per-file headers before ``lp.offset`` (``lp.format`` only when a rule
-    chose one); then ``lp.offset`` (per line), ``lp.file_id``, and the :meth:`tail` (``lp.read_ts``,
-    per read, and ``lp.flags`` when there are any). Built once per file by the shipper's hot path,
-    so a line costs one small list.
+    ``head`` is the fixed part of ``lp.meta`` (version to file id; the format is empty when no rule
+    chose one), built once per file; :meth:`meta`
+    adds a run's read time and flags, once per run; :meth:`line` pairs it with a line's offset.
     """
 
-    __slots__ = ("file_id", "head", "meta")
+    __slots__ = ("head", "meta_of")
 
     def __init__(self, m: SourceMeta) -> None:
-        self.meta = m
-        self.head: tuple[tuple[str, bytes], ...] = (
-            (H_VERSION, ENVELOPE_VERSION_BYTES),
-            (H_NODE, m.node.encode()),
-            (H_NAMESPACE, m.namespace.encode()),
-            (H_POD, m.pod.encode()),
-            (H_POD_UID, m.pod_uid.encode()),
-            (H_CONTAINER, m.container.encode()),
-            (H_COMPONENT, m.component.encode()),
-            (H_TYPE, m.log_type.encode()),
-            (H_PATH, m.path.encode()),
-        ) + (((H_FORMAT, m.access_format.encode()),) if m.access_format else ())
-        self.file_id = (H_FILE_ID, m.file_id.encode())
+        self.meta_of = m
+        self.head = b"\0".join((ENVELOPE_VERSION_BYTES, m.node.encode(), m.namespace.encode(), m.pod.encode(),
+                                m.pod_uid.encode(), m.container.encode(), m.component.encode(),
+                                m.log_type.encode(), m.path.encode(), m.access_format.encode(),
+                                m.file_id.encode()))
+
+    def meta(self, read_ts_ms: int, flags: Sequence[str]) -> tuple[str, bytes]:
+        """The ``lp.meta`` header of a run read at ``read_ts_ms`` with ``flags``."""
+        return H_META, b"%b\0%d\0%b" % (self.head, read_ts_ms, ",".join(flags).encode())
 
     @staticmethod
-    def tail(read_ts_ms: int, flags: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
-        """The headers after ``lp.file_id``: the read time, and the flags if any."""
-        ts = (H_READ_TS, b"%d" % read_ts_ms)
-        return (ts, (H_FLAGS, ",".join(flags).encode())) if flags else (ts,)
-
-    def line(self, offset: int, tail: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        """The headers of the line at ``offset``."""
-        return [*self.head, (H_OFFSET, b"%d" % offset), self.file_id, *tail]
+    def line(meta: tuple[str, bytes], offset: int) -> list[tuple[str, bytes]]:
+        """The headers of the line at ``offset`` of a run with ``meta``."""
+        return [meta, (H_OFFSET, b"%d" % offset)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +122,7 @@ class LineRecord:
     topic: str = ""  # destination chosen by the shipper's rules; "" = the sink's default for the log type
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return HeaderTemplate(self.meta).line(self.offset, HeaderTemplate.tail(self.read_ts_ms, self.flags))
+        return HeaderTemplate.line(HeaderTemplate(self.meta).meta(self.read_ts_ms, self.flags), self.offset)
 
     @property
     def key(self) -> bytes:
@@ -165,11 +175,30 @@ class LineRun:
 
 
 def decode_headers(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
-    """Kafka headers as a str→str dict (invalid UTF-8 replaced, never raises)."""
+    """Kafka headers as a str→str dict (invalid UTF-8 replaced, never raises); ``lp.meta`` is unpacked
+    into its fields, so every version decodes to the same keys."""
     try:  # the strict decoder with no arguments is ~25 % cheaper per record; invalid bytes are rare
-        return {k: v.decode() for k, v in (headers or ())}
+        d = {k: v.decode() for k, v in (headers or ())}
     except (UnicodeDecodeError, AttributeError):  # invalid UTF-8, or a null header value (Kafka allows it)
-        return {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else "" for k, v in (headers or ())}
+        d = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else "" for k, v in (headers or ())}
+    packed = d.pop(H_META, None)
+    if packed is not None:
+        unpack_meta(packed, d)
+    return d
+
+
+def unpack_meta(packed: str, into: dict[str, str]) -> None:
+    """The fields of an ``lp.meta`` value into ``into`` (headers of their own, if any, win: they came later).
+
+    A version this reader does not know, or a malformed value, sets only ``lp.v`` (``-1`` if unreadable):
+    the parsers then refuse the record with a reason instead of guessing."""
+    parts = packed.split("\0")
+    if parts[0] != "2" or len(parts) != len(META_FIELDS):
+        into.setdefault(H_VERSION, parts[0] if parts[0].isdigit() else "-1")
+        return
+    for k, v in zip(META_FIELDS, parts, strict=True):
+        if v or k not in _OPTIONAL:
+            into.setdefault(k, v)
 
 
 def document_id(file_id: str, offset: int | str) -> str:

@@ -508,7 +508,7 @@ async def test_random_churn_ends_with_exactly_what_is_on_disk(node: Node, start:
 
 
 async def test_a_rule_chosen_access_format_reaches_the_lines_headers(node: Node) -> None:
-    from logpipe.core.envelope import H_FORMAT, HeaderTemplate
+    from logpipe.core.envelope import H_FORMAT, LineRecord, decode_headers
     from shipper.rules import RuleConfig, RulesConfig
     from shipper.tailer import source_meta
 
@@ -526,6 +526,7 @@ async def test_a_rule_chosen_access_format_reaches_the_lines_headers(node: Node)
         targets = {t.relpath.rsplit("/", 1)[1]: t for t in d.targets()}
     finally:
         await d.stop()
-    heads = {name: dict(HeaderTemplate(source_meta(t, "fp::1")).head) for name, t in targets.items()}
-    assert heads["ingress-access.log"][H_FORMAT] == b"upstreaminfo"
+    heads = {name: decode_headers(LineRecord(source_meta(t, "fp::1"), 0, b"", 0).headers())
+             for name, t in targets.items()}
+    assert heads["ingress-access.log"][H_FORMAT] == "upstreaminfo"
     assert H_FORMAT not in heads["access.log"]  # auto: detected per line by the consumer

@@ -3,8 +3,9 @@
 - topic: the dead-letter topic for dead-lettered lines, else the shipper rule's topic, else the
   config's topic for the log type (``logpipe-<type>``);
 - key: the Component (one service's lines stay ordered in one partition);
-- headers: :class:`~logpipe.core.envelope.HeaderTemplate` (the ``lp.*`` headers the consumer's
-  ``decode_headers`` reads), the per-file part built once per file;
+- headers: :class:`~logpipe.core.envelope.HeaderTemplate` (envelope version 2: ``lp.meta``, one bytes
+  object per run, built from a per-file part cached here; and the line's ``lp.offset``), which the
+  consumer's ``decode_headers`` and C encoder read back;
 - value: the line's bytes, unchanged.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from logpipe.core.envelope import HeaderTemplate, LineRun
+from logpipe.core.envelope import H_OFFSET, HeaderTemplate, LineRun
 from shipper.sinks.kafka.config import KafkaSinkConfig
 
 Headers = list[tuple[str, bytes]]
@@ -34,7 +35,7 @@ class WireFormat:
     def template(self, run: LineRun) -> HeaderTemplate:
         m = run.meta
         t = self._templates.get(id(m))
-        if t is None or t.meta is not m:
+        if t is None or t.meta_of is not m:
             if len(self._templates) >= self._limit:
                 self._templates.clear()
             t = self._templates[id(m)] = HeaderTemplate(m)
@@ -45,8 +46,8 @@ class WireFormat:
 
     def records(self, run: LineRun) -> Iterator[tuple[bytes, Headers]]:
         """(value, headers) of each line of ``run``, in file order."""
-        line, tail = self.template(run).line, HeaderTemplate.tail(run.read_ts_ms, run.flags)
+        meta = self.template(run).meta(run.read_ts_ms, run.flags)
         pos = run.offset
         for v in run.values:
-            yield v, line(pos, tail)
+            yield v, [meta, (H_OFFSET, b"%d" % pos)]  # HeaderTemplate.line, inlined: once per line
             pos += len(v) + 1

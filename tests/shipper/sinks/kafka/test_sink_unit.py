@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from logpipe.core.delivery import BatchStatus
-from logpipe.core.envelope import LineRecord, LineRun, SourceMeta
+from logpipe.core.envelope import LineRecord, LineRun, SourceMeta, decode_headers
 from shipper.sinks.kafka.config import KafkaSinkConfig
 from shipper.sinks.kafka.service import partition_of, status_of
 from shipper.sinks.kafka.sink import KafkaSink
@@ -172,7 +172,7 @@ async def test_dead_letters_go_to_the_dead_letter_topic_with_their_flags() -> No
     assert await asyncio.wait_for(send, 1) is BatchStatus.DELIVERED
     ((topic, _p, batch, _f),) = client.sent
     ((_k, _v, headers),) = batch.records
-    assert topic == "logpipe-deadletter" and dict(headers)["lp.flags"] == b"deadletter,reason:line_too_long"
+    assert topic == "logpipe-deadletter" and decode_headers(headers)["lp.flags"] == "deadletter,reason:line_too_long"
 
 
 async def test_cancelling_a_send_leaves_it_unacknowledged() -> None:

@@ -41,8 +41,14 @@ def test_the_consumer_decodes_the_headers_back_to_the_source() -> None:
         "lp.offset": "42", "lp.file_id": m.file_id, "lp.read_ts": "1700000000123", "lp.flags": "truncated",
     }
     assert ev.envelope_version(h) == ev.ENVELOPE_VERSION
-    assert [k for k, _ in headers][:10] == [ev.H_VERSION, ev.H_NODE, ev.H_NAMESPACE, ev.H_POD, ev.H_POD_UID,
-                                            ev.H_CONTAINER, ev.H_COMPONENT, ev.H_TYPE, ev.H_PATH, ev.H_OFFSET]
+    assert [k for k, _ in headers] == [ev.H_META, ev.H_OFFSET]  # envelope version 2: two headers a line
+
+
+def test_the_lines_of_a_run_share_one_meta_value() -> None:
+    """The per-run part is built once per run, not once per line (that is the point of version 2)."""
+    got = list(WireFormat(KafkaSinkConfig()).records(run_of([b"a", b"b", b"c"])))
+    metas = [h[0][1] for _, h in got]
+    assert all(m is metas[0] for m in metas)
 
 
 def test_key_is_the_component() -> None:
