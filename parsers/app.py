@@ -34,13 +34,17 @@ def map_content(value: bytes, draft: Draft, fieldmap: FieldMap) -> bool:
                 return has_time
     text = decode_text(value, draft).rstrip("\r")
     draft.doc["message"] = text
-    level = guess_level(text)
+    if not text[:1].isdigit():
+        level = guess_level(text)
+        if level is not None:
+            draft.put(("log", "level"), level)
+        return False
+    lt = leading_time(text)  # parsed once, for the level after it and for the time
+    level = guess_level(text, lt)
     if level is not None:
         draft.put(("log", "level"), level)
-    if text[:1].isdigit():
-        lt = leading_time(text)
-        if lt is not None and not lt[1]:  # a time without offset would be a guess
-            return draft.event_time(lt[0])
+    if lt is not None and not lt[1]:  # a time without offset would be a guess
+        return draft.event_time(lt[0])
     return False
 
 

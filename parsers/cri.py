@@ -25,7 +25,7 @@ from parsers.app import map_content
 from parsers.document import DEFAULT_WINDOW, Draft, TimeWindow
 from parsers.fieldmap import FieldMap
 from parsers.result import Parsed, Partial, Unparseable, fragment_key
-from parsers.timestamps import parse_time
+from parsers.timestamps import parse_time, utc_rfc3339
 
 _STREAMS = (b"stdout", b"stderr")
 
@@ -153,6 +153,11 @@ class Reassembler:
             draft.flag(flag)
         draft.doc["logpipe"]["stream"] = stream
         if not map_content(content, draft, self.fieldmap):
+            fast = utc_rfc3339(stamp)  # the runtime's own form: no datetime needed
+            if fast is not None:
+                if not draft.event_time_at(*fast):
+                    draft.fallback_time()
+                return draft.finish()
             parsed = parse_time(stamp)
             if parsed is None or parsed[1] or not draft.event_time(parsed[0]):
                 draft.fallback_time()

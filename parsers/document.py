@@ -197,15 +197,24 @@ class Draft:
         if dt.year in (1, 9999) and not _utc_representable(dt):
             self.flag("timestamp_out_of_range")  # no UTC day to name its daily index after
             return False
+        w = self.window
+        if self.read_ts_ms is not None and (w.max_past_s is not None or w.max_future_s is not None):
+            return self.event_time_at(dt.timestamp(), iso or to_iso(dt))
+        self.doc["@timestamp"] = iso or to_iso(dt)
+        return True
+
+    def event_time_at(self, epoch_s: float, iso: str) -> bool:
+        """:meth:`event_time` for a time already known as epoch seconds and its ``to_iso`` text
+        (``timestamps.utc_rfc3339``: a CRI line's runtime time, without a datetime)."""
         w, read = self.window, self.read_ts_ms
         if read is not None and (w.max_past_s is not None or w.max_future_s is not None):
-            delta_s = dt.timestamp() - read / 1000
+            delta_s = epoch_s - read / 1000
             if (w.max_future_s is not None and delta_s > w.max_future_s) or (
                 w.max_past_s is not None and -delta_s > w.max_past_s
             ):
                 self.flag("timestamp_out_of_range")
                 return False
-        self.doc["@timestamp"] = iso or to_iso(dt)
+        self.doc["@timestamp"] = iso
         return True
 
     def fallback_time(self) -> None:

@@ -10,6 +10,7 @@ A level word anywhere later in the line is never used.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from parsers.timestamps import parse_time
 
@@ -68,13 +69,17 @@ def leading_time(text: str) -> tuple[datetime, bool, str] | None:
     return None
 
 
-def guess_level(text: str) -> str | None:
-    """The level a plain line starts with, or None when it is not unambiguous."""
+_NOT_GIVEN: Any = object()
+
+
+def guess_level(text: str, lead: tuple[datetime, bool, str] | None = _NOT_GIVEN) -> str | None:
+    """The level a plain line starts with, or None when it is not unambiguous; ``lead``: the
+    caller's ``leading_time(text)`` of a line starting with a digit (not parsed twice)."""
     head = text[:64].lstrip()
     if not head:
         return None
     if head[0].isdigit():
-        lt = leading_time(text.lstrip())
+        lt = leading_time(text.lstrip()) if lead is _NOT_GIVEN else lead
         if lt is None:
             return None
         head = lt[2][:64].lstrip()

@@ -76,6 +76,42 @@ def from_epoch_ns(ns: int) -> datetime | None:
 _last_ms: list[tuple[int, str]] = [(-1, "")]
 
 
+_UTC_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds (lines of one second share it)
+
+
+def utc_rfc3339(stamp: str) -> tuple[float, str] | None:
+    """``(epoch seconds, to_iso(parse_time(stamp)))`` of a UTC time ``YYYY-MM-DDTHH:MM:SS[.f]Z`` (1-9
+    fraction digits, as container runtimes write every CRI line), without building a datetime (~2 µs
+    less per line); None for any other form, which :func:`parse_time` then decides."""
+    n = len(stamp)
+    if n < 20 or n > 30 or stamp[-1] != "Z" or stamp[10] != "T" or stamp[4] != "-" or not stamp.isascii():
+        return None
+    if n == 20:
+        micro = 0
+    elif stamp[19] == "." and n >= 22 and stamp[20:-1].isdigit():
+        micro = int(stamp[20:-1][:6].ljust(6, "0"))  # datetime keeps 6 digits, truncated
+    else:
+        return None
+    head = stamp[:19]
+    base = _UTC_SECONDS.get(head)
+    if base is None:
+        try:
+            dt = datetime.fromisoformat(head + "+00:00")
+        except ValueError:
+            return None
+        if not 1 < dt.year < 9999:  # the edges of datetime: the general path flags them
+            return None
+        base = (dt - _EPOCH) // timedelta(seconds=1)
+        if len(_UTC_SECONDS) >= 4096:
+            _UTC_SECONDS.clear()
+        _UTC_SECONDS[head] = base
+    if micro == 0:
+        return float(base), head + "Z"
+    if micro % 1000 == 0:
+        return base + micro / 1e6, f"{head}.{micro // 1000:03d}Z"
+    return base + micro / 1e6, f"{head}.{micro:06d}Z"
+
+
 def epoch_ms_to_iso(ms: int) -> str:
     """``lp.read_ts`` (epoch ms) as an ISO string (the lines of one read share it: the last is kept)."""
     last = _last_ms[0]

@@ -81,3 +81,34 @@ def test_canonical_iso_never_disagrees_on_near_misses(text: str) -> None:
 )
 def test_canonical_iso_declines_forms_to_iso_rewrites(text: str) -> None:
     assert canonical_iso(text) is None
+
+
+def test_the_cri_fast_path_gives_what_parse_time_and_to_iso_give() -> None:
+    """``utc_rfc3339`` (a CRI line's runtime time without a datetime) against the general path, on
+    random stamps around the edges: fraction lengths 0-10, years 1/9999, second 60, other zones."""
+    import random
+
+    from parsers.document import Draft, TimeWindow
+    from parsers.timestamps import to_iso, utc_rfc3339
+
+    rng = random.Random(5)
+    fast_seen = 0
+    for _ in range(20_000):
+        y = rng.choice([1, 2, 1969, 1970, 2026, 2038, 9998, 9999])
+        s = f"{y:04d}-{rng.randint(1, 12):02d}-{rng.randint(1, 31):02d}T{rng.randint(0, 24):02d}:"
+        s += f"{rng.randint(0, 59):02d}:{rng.choice([0, 59, 60]):02d}"
+        if (k := rng.randint(-1, 10)) >= 0:
+            s += "." + "".join(rng.choice("0000123456789") for _ in range(k))
+        s += rng.choice(["Z", "Z", "Z", "+00:00", "z", ""])
+        fast = utc_rfc3339(s)
+        if fast is None:
+            continue
+        fast_seen += 1
+        general = parse_time(s)
+        assert general is not None and not general[1], s
+        assert fast[1] == to_iso(general[0]) and abs(fast[0] - general[0].timestamp()) < 1e-6, s
+        for window in (TimeWindow(), TimeWindow(max_past_s=3600)):
+            a, b = (Draft({"lp.read_ts": "1795780800000"}, "stdout", window) for _ in range(2))
+            assert a.event_time(general[0]) == b.event_time_at(*fast) and (a.doc, a.flags) == (b.doc, b.flags), s
+    assert fast_seen > 2_000
+    assert utc_rfc3339("2026-11-27T12:00:00.123456789Z") == (1795780800.123456, "2026-11-27T12:00:00.123456Z")
