@@ -235,6 +235,9 @@ async def produce(args: argparse.Namespace, topic: str, records: list[LineRecord
         await producer.stop()
 
 
+CPU_US: list[float] = []  # the consumer's own CPU per span in each end-to-end phase (this process)
+
+
 async def end_to_end(args: argparse.Namespace, records: list[LineRecord], spans: int) -> float:
     prefix = f"bench-te2e-{uuid.uuid4().hex[:8]}"
     topic = f"{prefix}-trace"
@@ -249,6 +252,7 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord], spans:
     def timed(tp: Any, recs: Any) -> None:
         if not first:
             first.append(time.perf_counter())
+            first.append(time.process_time())
         orig(tp, recs)
 
     app.loop.ingest.records = timed  # type: ignore[method-assign,assignment]
@@ -262,6 +266,7 @@ async def end_to_end(args: argparse.Namespace, records: list[LineRecord], spans:
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)
+        CPU_US.append((time.process_time() - first[1]) / spans * 1e6)
         return spans / (time.perf_counter() - first[0])
     finally:
         app.request_stop()
@@ -369,6 +374,7 @@ async def run(args: argparse.Namespace) -> None:
         await ceiling(args, warm, min(args.spans, 10_000))  # warm-up of both sides, not counted
         await end_to_end(args, warm, min(args.spans, 10_000))
         ceilings, e2es = [], []
+        CPU_US.clear()
         for r in range(args.rounds):
             if r % 2 == 0:
                 c = await ceiling(args, records, args.spans)
@@ -380,14 +386,14 @@ async def run(args: argparse.Namespace) -> None:
             e2es.append(e)
             print(
                 f"{per_line} span(s)/line, round {r + 1}: ceiling {c:,.0f} spans/s, end-to-end {e:,.0f} "
-                f"spans/s, ratio {e / c:.2f}",
+                f"spans/s, ratio {e / c:.2f}, consumer CPU {CPU_US[-1]:.0f} us/span",
                 flush=True,
             )
         ratios = sorted(x / y for x, y in zip(e2es, ceilings, strict=True))
         print(
             f"{per_line} span(s)/line, {args.spans} spans: ceiling {statistics.median(ceilings):,.0f} spans/s, "
-            f"end-to-end {statistics.median(e2es):,.0f} spans/s, median ratio {statistics.median(ratios):.2f} "
-            f"(load {os.getloadavg()[0]:.1f})",
+            f"end-to-end {statistics.median(e2es):,.0f} spans/s, median ratio {statistics.median(ratios):.2f}, "
+            f"consumer CPU {statistics.median(CPU_US):.0f} us/span (load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
     if args.latency_spans:

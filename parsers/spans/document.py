@@ -90,7 +90,8 @@ def _jaeger_fields(doc: dict[str, Any], rec: SpanRecord) -> None:
     doc["duration"] = rec.duration_us
     doc["tags"] = _kv(rec.tags)
     doc["logs"] = [{"timestamp": ts, "fields": _kv(fields)} for ts, fields in rec.logs]
-    doc["process"] = {"serviceName": rec.service, "tags": _kv(rec.process_tags)}
+    kv = rec.process_kv
+    doc["process"] = {"serviceName": rec.service, "tags": kv if kv is not None else _kv(rec.process_tags)}
 
 
 def span_document(rec: SpanRecord, draft: Draft) -> tuple[dict[str, Any], str]:

@@ -54,6 +54,9 @@ class SpanRecord:
     so it is stored as an ECS document only, in ``<prefix>-trace-YYYY.MM.DD`` (``logpipe trace`` finds it)."""
     shared: bool = False
     """A Zipkin ``shared: true`` server half: same span id as its client half, stored beside it."""
+    process_kv: list[dict[str, Any]] | None = None
+    """``process_tags`` already as Jaeger's KeyValue documents, shared (never mutated) by the spans of
+    one OTLP resource: built once per resource instead of once per span."""
 
     @property
     def identity(self) -> str:

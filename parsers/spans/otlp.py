@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from parsers.spans.model import (
     SpanError,
     SpanRecord,
@@ -116,10 +118,7 @@ def iter_otlp(request: dict[str, Any]) -> Iterator[SpanRecord | SpanError]:
         if not isinstance(rs, dict):
             yield SpanError("a resourceSpans entry is not an object")
             continue
-        resource = obj(rs.get("resource"))
-        res_attrs = attributes(resource.get("attributes"))
-        service = next((v for k, v in res_attrs if k == "service.name" and isinstance(v, str)), "")
-        process_tags = _tags([(k, v) for k, v in res_attrs if k != "service.name"])
+        service, process_tags, process_kv = _process(obj(rs.get("resource")).get("attributes"))
         scopes = rs.get("scopeSpans", rs.get("instrumentationLibrarySpans")) or ()
         for ss in scopes:
             if not isinstance(ss, dict):
@@ -135,12 +134,37 @@ def iter_otlp(request: dict[str, Any]) -> Iterator[SpanRecord | SpanError]:
                 scope_tags.extend(_tags([(f"otel.scope.{k}", v) for k, v in attributes(scope.get("attributes"))]))
             for raw in ss.get("spans") or ():
                 try:
-                    yield _span(raw, service, process_tags, scope_tags)
+                    yield _span(raw, service, process_tags, scope_tags, process_kv)
                 except SpanError as exc:
                     yield exc
 
 
-def _span(raw: Any, service: str, process_tags: list[Tag], scope_tags: list[Tag]) -> SpanRecord:
+_Process = tuple[str, list[Tag], list[dict[str, Any]]]
+_PROCESSES: dict[bytes, _Process] = {}  # a resource's attributes (as JSON) -> its service and process tags
+_MAX_PROCESSES = 1024
+
+
+def _process(attrs: Any) -> _Process:
+    """The service name, process tags and their Jaeger KeyValue documents of a resource. A process
+    writes the same resource on every line: cached by the attributes' JSON (~1 µs) instead of
+    reading 6-10 attributes per line."""
+    key = orjson.dumps(attrs) if isinstance(attrs, list) else b""
+    hit = _PROCESSES.get(key)
+    if hit is not None:
+        return hit
+    res_attrs = attributes(attrs)
+    service = next((v for k, v in res_attrs if k == "service.name" and isinstance(v, str)), "")
+    tags = _tags([(k, v) for k, v in res_attrs if k != "service.name"])
+    out = (service, tags, [{"key": k, "type": t, "value": v} for k, t, v in tags])
+    if len(_PROCESSES) >= _MAX_PROCESSES:
+        _PROCESSES.clear()
+    _PROCESSES[key] = out
+    return out
+
+
+def _span(
+    raw: Any, service: str, process_tags: list[Tag], scope_tags: list[Tag], process_kv: list[dict[str, Any]] | None
+) -> SpanRecord:
     if not isinstance(raw, dict):
         raise SpanError("a span is not an object")
     tid = trace_id(raw.get("traceId"), (32,))
@@ -190,11 +214,12 @@ def _span(raw: Any, service: str, process_tags: list[Tag], scope_tags: list[Tag]
             parent_id=optional_span_id(raw.get("parentSpanId")),
             kind=kind,
             tags=tags,
-            process_tags=list(process_tags),
+            process_tags=process_tags,  # shared by the resource's spans, as process_kv
             logs=logs,
             follows=follows,
             error=error,
             error_message=message if error else None,
             flags=(flags & 0xFF) or 1 if isinstance(flags, int) and not isinstance(flags, bool) else 1,
+            process_kv=process_kv,
         )
     )

@@ -326,3 +326,21 @@ def test_a_list_that_is_not_zipkin_is_unparseable() -> None:
     assert isinstance(part, Unparseable) and "Zipkin" in part.reason
     [empty] = parse(b'{"resourceSpans": []}')
     assert isinstance(empty, Unparseable) and empty.reason == "no spans in the line"
+
+
+def test_each_resource_keeps_its_own_process_across_lines() -> None:
+    """Process tags are built once per resource and reused by later lines (parsers/spans/otlp.py):
+    lines of other resources get theirs, and a document's tags equal a fresh parse's."""
+    parser = LineParser()
+    services = ("cart-api", "pay-api", "cart-api")
+    lines = [otlp_line(otlp_span(f"{i + 1:016x}"), service=s) for i, s in enumerate(services)]
+    docs = [span_docs(parse(line, parser)) for line in lines]
+    (cart1,), (pay,), (cart2,) = (d.values() for d in docs)
+    assert [d["process"]["serviceName"] for d in (cart1, pay, cart2)] == ["cart-api", "pay-api", "cart-api"]
+    assert cart1["process"] == cart2["process"] and tags(pay, "process")["k8s.pod.name"] == "cart-7d9f"
+    from parsers.spans import otlp
+
+    for line, got in zip(lines, docs, strict=True):
+        otlp._PROCESSES.clear()  # the uncached reading
+        assert got == span_docs(parse(line, LineParser()))
+    assert orjson.loads(orjson.dumps(cart2))["process"] == cart1["process"]
