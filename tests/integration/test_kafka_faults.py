@@ -21,10 +21,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from elasticsearch import AsyncElasticsearch
 
-from consumer.dependencies.templates import remove_dependency_templates
-from consumer.index_templates import remove_templates
 from logpipe.dev.faults.kafka import FaultedKafka
 from logpipe.dev.faults.pipeline import (
     LOG_TYPES,
@@ -34,6 +31,7 @@ from logpipe.dev.faults.pipeline import (
     count,
     outcome,
     registry_offsets,
+    remove_from_elasticsearch,
     shipper_config,
 )
 from logpipe.dev.faults.tcp_proxy import FaultProxy
@@ -79,7 +77,7 @@ class Rig:
     async def all_indexed(self, timeout: float) -> float:
         """Seconds until every written line is a document (fails after ``timeout``)."""
         began = time.monotonic()
-        want = len(self.tree.written)
+        want = self.tree.total
         got = -1
         while time.monotonic() - began < timeout:
             assert self.shipper.running, f"shipper exited: {self.shipper.tail()}"
@@ -134,14 +132,7 @@ async def rig(tmp_path: Path, faulted_kafka: FaultedKafka, es_url: str, unique_n
         except Exception:
             pass
         await admin.close()
-        es = AsyncElasticsearch(es_url)
-        try:
-            index_prefix = prefix.rstrip("-")
-            await es.indices.delete(index=f"{index_prefix}-*", allow_no_indices=True, ignore_unavailable=True)
-            await remove_dependency_templates(es, index_prefix)
-            await remove_templates(es, index_prefix)
-        finally:
-            await es.close()
+        await remove_from_elasticsearch(es_url, prefix)
 
 
 async def hold(rig: Rig, proxy: FaultProxy, fault: str, seconds: float) -> None:
@@ -207,7 +198,7 @@ async def test_kafka_fault_on_both_paths_loses_and_duplicates_nothing(rig: Rig, 
             assert all(s["ship_ready"] == 200 and s["cons_ready"] == 200 for s in during), \
                 "500 ms of latency is no outage"
 
-    result = await asyncio.to_thread(outcome, rig.es_url, rig.prefix, rig.tree.written)
+    result = await asyncio.to_thread(outcome, rig.es_url, rig.prefix, rig.tree)
     print("\n".join(report), "\n" + result.describe())
-    assert result.exactly_once, result.describe() + f" lost e.g. {result.lost[:5]}"
-    assert result.documents == len(rig.tree.written)
+    assert result.exactly_once, result.describe() + f" lost e.g. {result.lost_sample}"
+    assert result.documents == rig.tree.total

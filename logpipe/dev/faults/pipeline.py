@@ -34,14 +34,16 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class LogTree:
-    """A kubelet-shaped tree: ``<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/logs/<file>``."""
+    """A kubelet-shaped tree: ``<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/logs/<file>``.
+
+    Only counters are kept (line ``n`` of a stream is ``<run> <pod> <file> <n>``), so a soak of
+    millions of lines costs a few bytes per line to check."""
 
     root: Path
     run: str
     uids: dict[str, str] = field(default_factory=dict)
-    counters: Counter[str] = field(default_factory=Counter)
-    written: list[str] = field(default_factory=list)
-    rotations: Counter[str] = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)  # "<pod> <file>" -> lines written
+    generations: Counter[str] = field(default_factory=Counter)  # "<pod> <file>" -> rotations
 
     @property
     def pods_root(self) -> Path:
@@ -50,6 +52,10 @@ class LogTree:
     @property
     def logs_root(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counters.values())
 
     def add_pod(self, name: str) -> None:
         uid = f"{len(self.uids):08d}-aaaa-4bbb-8ccc-{abs(hash((self.run, name))) % 10**12:012d}"
@@ -78,25 +84,22 @@ class LogTree:
             body = "".join(f"{x}\n" for x in lines).encode()
         with open(self.path(pod, name), "ab") as f:
             f.write(body)
-        self.written.extend(lines)
 
-    def rotate(self, pod: str, name: str) -> None:
-        """Rename rotation (``app.log`` → ``app.log.1``, the previous ``.1`` deleted), as logrotate does."""
+    def rotate(self, pod: str, name: str, copytruncate: bool = False) -> Path | None:
+        """Rotate to ``<name>.<generation>`` by rename (or logrotate's copytruncate: only call that once
+        the file was read to its end, as it removes bytes nobody read under any agent); the rotated path."""
         path = self.path(pod, name)
         if not path.exists():
-            return
-        self.rotations[f"{pod} {name}"] += 1
-        os.replace(path, path.with_name(f"{name}.1"))
-
-    def copytruncate(self, pod: str, name: str) -> None:
-        """logrotate's copytruncate (only call it once the file was read to its end: a copytruncate
-        removes bytes nobody read, as it would under any agent)."""
-        path = self.path(pod, name)
-        if not path.exists():
-            return
-        self.rotations[f"{pod} {name}"] += 1
-        shutil.copyfile(path, path.with_name(f"{name}.1"))
-        os.truncate(path, 0)
+            return None
+        key = f"{pod} {name}"
+        self.generations[key] += 1
+        dst = path.with_name(f"{name}.{self.generations[key]}")
+        if copytruncate:
+            shutil.copyfile(path, dst)
+            os.truncate(path, 0)
+        else:
+            os.replace(path, dst)
+        return dst
 
 
 def message_of(doc: dict[str, Any]) -> str | None:
@@ -276,6 +279,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def registry_by_inode(registry: Path) -> dict[int, int]:
+    """``{inode: offset}`` of the shipper's registry: whether a file was read (and acknowledged) to its end."""
+    try:
+        doc = orjson.loads(registry.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return {int(f["ino"]): int(f["offset"]) for f in doc.get("files", []) if "ino" in f}
+
+
 def registry_offsets(registry: Path) -> dict[str, int]:
     """``{path: offset}`` of the shipper's registry (empty when not written yet)."""
     try:
@@ -291,44 +303,53 @@ class Outcome:
 
     written: int
     documents: int
-    lost: list[str]
+    lost: int
+    lost_sample: list[str]
     indexed_twice: int  # lines with more than one document (different ids)
     rewritten: int  # documents written more than once under their own id (re-deliveries, harmless)
     unexpected: int  # documents that are none of the written lines
 
     @property
     def exactly_once(self) -> bool:
-        return not self.lost and self.indexed_twice == 0 and self.unexpected == 0
+        return self.lost == 0 and self.indexed_twice == 0 and self.unexpected == 0
 
     def describe(self) -> str:
-        return (f"{self.written} lines written, {self.documents} documents: {len(self.lost)} lost, "
+        return (f"{self.written} lines written, {self.documents} documents: {self.lost} lost, "
                 f"{self.indexed_twice} indexed twice, {self.unexpected} unexpected, "
                 f"{self.rewritten} re-deliveries overwrote their own document")
 
 
-def outcome(es_url: str, prefix: str, written: list[str]) -> Outcome:
+def outcome(es_url: str, prefix: str, tree: LogTree) -> Outcome:
     """Scroll every document under ``<prefix>*`` and compare with the lines written (by content)."""
     index = prefix.rstrip("-") + "-*"
     _es(es_url, f"/{index}/_refresh?allow_no_indices=true&ignore_unavailable=true", None, method="POST")
-    seen: Counter[str] = Counter()
+    seen = {key: bytearray(n) for key, n in tree.counters.items()}  # times each line was indexed (<= 255)
     rewritten = unexpected = docs = 0
-    resp = _es(es_url, f"/{index}/_search?scroll=1m&allow_no_indices=true&ignore_unavailable=true",
-               {"size": 5000, "sort": ["_doc"], "version": True, "_source": ["message", "url.path"]})
-    want = set(written)
+    resp = _es(es_url, f"/{index}/_search?scroll=2m&allow_no_indices=true&ignore_unavailable=true",
+               {"size": 10000, "sort": ["_doc"], "version": True, "_source": ["message", "url.path"]})
     while resp.get("hits", {}).get("hits"):
         for hit in resp["hits"]["hits"]:
             docs += 1
             rewritten += hit.get("_version", 1) > 1
-            msg = message_of(hit.get("_source", {}))
-            if msg in want:
-                seen[msg] += 1
+            parts = (message_of(hit.get("_source", {})) or "").split(" ")
+            marks = seen.get(" ".join(parts[1:3])) if len(parts) == 4 and parts[0] == tree.run else None
+            if marks is not None and parts[3].isdigit() and int(parts[3]) < len(marks):
+                i = int(parts[3])
+                marks[i] = min(255, marks[i] + 1)
             else:
                 unexpected += 1
-        resp = _es(es_url, "/_search/scroll", {"scroll": "1m", "scroll_id": resp["_scroll_id"]})
+        resp = _es(es_url, "/_search/scroll", {"scroll": "2m", "scroll_id": resp["_scroll_id"]})
     if "_scroll_id" in resp:
         _es(es_url, "/_search/scroll", {"scroll_id": resp["_scroll_id"]}, method="DELETE")
-    lost = [w for w in written if not seen[w]]
-    return Outcome(len(written), docs, lost, sum(c - 1 for c in seen.values() if c > 1), rewritten, unexpected)
+    lost = twice = 0
+    sample: list[str] = []
+    for key, marks in seen.items():
+        zeros = marks.count(0)
+        lost += zeros
+        if zeros and len(sample) < 5:
+            sample.append(f"{tree.run} {key} {marks.index(0)}")
+        twice += sum(c - 1 for c in marks if c > 1)
+    return Outcome(tree.total, docs, lost, sample, twice, rewritten, unexpected)
 
 
 def count(es_url: str, prefix: str) -> int:
@@ -337,11 +358,21 @@ def count(es_url: str, prefix: str) -> int:
     return int(_es(es_url, f"/{index}/_count?allow_no_indices=true&ignore_unavailable=true", None)["count"])
 
 
-def delete_indices(es_url: str, prefix: str) -> None:
+async def remove_from_elasticsearch(es_url: str, prefix: str) -> None:
+    """Delete the run's indices and the templates its consumer installed."""
+    from elasticsearch import AsyncElasticsearch
+
+    from consumer.dependencies.templates import remove_dependency_templates
+    from consumer.index_templates import remove_templates
+
+    index_prefix = prefix.rstrip("-")
+    es = AsyncElasticsearch(es_url, request_timeout=60)
     try:
-        _es(es_url, f"/{prefix.rstrip('-')}-*?allow_no_indices=true&ignore_unavailable=true", None, method="DELETE")
-    except OSError:
-        pass
+        await es.indices.delete(index=f"{index_prefix}-*", allow_no_indices=True, ignore_unavailable=True)
+        await remove_dependency_templates(es, index_prefix)  # first: they use the settings component
+        await remove_templates(es, index_prefix)
+    finally:
+        await es.close()
 
 
 def _es(es_url: str, path: str, body: Any, method: str | None = None) -> Any:
