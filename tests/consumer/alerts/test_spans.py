@@ -10,7 +10,9 @@ from typing import Any
 
 import orjson
 
+from consumer.alerts.channels.alertmanager import to_alert
 from consumer.alerts.channels.email import body
+from consumer.alerts.channels.webhook import to_body
 from consumer.alerts.channels.wecom import to_markdown
 from consumer.alerts.engine import AlertEngine
 from consumer.alerts.evaluate import evaluate
@@ -95,6 +97,8 @@ def test_the_notification_names_the_trace_and_the_command_that_shows_it() -> Non
     assert n.annotations["trace"] == f"logpipe trace {TRACE}"
     # a span has no message: its sample line says what failed, how long it took, and where
     assert n.samples[-1] == f"op-2 20ms failure trace {TRACE}"
+    assert to_alert(n)["annotations"]["trace_id"] == TRACE  # Alertmanager
+    assert to_body(n)["annotations"]["trace"] == f"logpipe trace {TRACE}"  # webhook
     assert f"trace: logpipe trace {TRACE}" in body(n)  # email
     assert f"**trace**: `logpipe trace {TRACE}`" in to_markdown(n)  # WeCom
 

@@ -32,3 +32,17 @@ def test_a_missing_rules_file_exits_2(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "nope.yaml" in result.output
+
+
+def test_an_invalid_latency_rule_exits_2_at_start_up_naming_the_key_and_the_fix(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "channels: {am: {type: alertmanager}}\n"
+        "rules:\n  - name: pay-slow\n    condition: {p99: 800, within: 5m, min_count: 50}\n"
+    )
+    result = CliRunner().invoke(app, ["consume", "--rules", str(rules)])
+
+    assert result.exit_code == 2
+    assert "rule 'pay-slow' (rules[0]) condition.p99: 800 has no unit — fix: write it with one, e.g. 800ms" in (
+        result.output
+    )
