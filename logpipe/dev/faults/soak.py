@@ -371,11 +371,12 @@ class Soak:
             await self.ship_proxy.stop()
             await self.consume_proxy.stop()
             await self._delete_topics()
+            if not self.cfg.keep_indices:
+                with contextlib.suppress(Exception):  # cleanup only (also when interrupted)
+                    await remove_from_elasticsearch(self.cfg.es_url, self.prefix)
         unexplained, warnings = self._errors()
         report = SoakReport(self.cfg, seconds, result, self.disturbances, self.samples, self.rotations,
                             self.copytruncates, self.deleted, self.terms, unexplained, warnings, self.write_seconds)
-        if not self.cfg.keep_indices:
-            await remove_from_elasticsearch(self.cfg.es_url, self.prefix)
         return report
 
     def _check_alive(self) -> None:
