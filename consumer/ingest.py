@@ -24,9 +24,9 @@ from consumer.offsets import PartitionOffsets
 from consumer.ports import Clock, SourceRecord
 from consumer.telemetry import RecordsConsumed, RecordsEncodedNatively
 from consumer.work import SharedOffsets, TopicPartitionKey, Work
-from logpipe.core.envelope import decode_headers, document_id
+from logpipe.core.envelope import decode_headers
 from parsers import Many, Parsed, ParseResult, Partial
-from parsers.access_encoder import EncodeFn
+from parsers.access_encoder import EncodeFn, document_id
 
 
 class RecordParser(Protocol):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from logpipe.core.envelope import document_id as envelope_document_id
 from parsers.document import DEFAULT_WINDOW, TimeWindow
 from parsers.extra import extra_key_name
 from parsers.fieldmap import FieldMap, to_ip, to_keyword, to_level, to_long, to_status, trace_from
@@ -73,6 +74,15 @@ Plan = tuple[tuple[Step, ...], tuple[int, ...], tuple[bytes, ...]]
 
 EncodeFn = Callable[[bytes, Sequence[tuple[str, bytes]] | None, str], tuple[bytes, str, str] | None]
 """``encode(value, headers, ingested)`` -> ``(bulk item, index name, _id)`` or None."""
+
+
+def _native_document_id(file_id: str, offset: int | str) -> str:
+    return _native.blake2b16_hex(f"{file_id}@{offset}".encode())
+
+
+document_id: Callable[[str, int | str], str] = _native_document_id if _native is not None else envelope_document_id
+"""``logpipe.core.envelope.document_id`` (the same ids), with the C extension's BLAKE2b when it is
+built: ~1 µs less per document on the Python path (hashlib's object per call)."""
 
 
 class AccessEncoder:
@@ -164,4 +174,4 @@ class AccessEncoder:
         )
 
 
-__all__ = ["NATIVE_AVAILABLE", "AccessEncoder", "EncodeFn"]
+__all__ = ["NATIVE_AVAILABLE", "AccessEncoder", "EncodeFn", "document_id"]

@@ -686,3 +686,14 @@ def test_a_rule_chosen_text_format_leaves_the_line_to_the_python_path() -> None:
         assert isinstance(parsed, Parsed) and "http" not in parsed.doc  # not read as JSON
         assert parsed.doc["message"] == value.decode()
         assert index_name("logpipe", "access", parsed.doc, 0.0) == plain[1]
+
+
+def test_the_python_paths_document_id_is_the_envelopes() -> None:
+    from parsers.access_encoder import document_id as fast_document_id
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        file_id = "".join(rng.choice("abcé::-_/0123456789") for _ in range(rng.randint(0, 200)))
+        offset: int | str = rng.choice([rng.randint(0, 1 << 62), f"{rng.randint(0, 99)}/{rng.randint(0, 9)}"])
+        assert fast_document_id(file_id, offset) == document_id(file_id, offset)
+    assert fast_document_id is not document_id  # the native one is in use when the extension is built
