@@ -13,6 +13,7 @@ import pytest
 from consumer.alerts.evaluate import evaluate, tick
 from consumer.alerts.latency import MAX_BINS, RELATIVE_ACCURACY, SUB_WINDOWS, LatencyWindow
 from consumer.alerts.matcher import CompiledRule
+from consumer.alerts.restore import grace_of
 from consumer.alerts.rules import LatencyCondition
 from consumer.alerts.state import RuleState
 from consumer.alerts.templates import render_annotations
@@ -289,3 +290,20 @@ def test_an_invalid_latency_condition_names_the_key_and_the_fix(condition: dict[
     text = "\n".join(err.value.errors)
     assert "rule 'slow' (rules[0])" in text
     assert message in text, text
+
+
+def test_a_latency_group_restored_after_a_restart_is_confirmed_quietly_or_left_to_expire() -> None:
+    rule, st = compiled({**P99, "group_by": ["service.name"],
+                         "condition": {"p99": "800ms", "within": "1m", "min_count": 5}})
+    key = (("service_name", "pay-gw"),)
+    for group in (key, (("service_name", "other"),)):  # as restore.py does with Alertmanager's alerts
+        st.restore_firing(group, started_at=T0 - 600, now=T0, grace=grace_of(rule))
+    assert grace_of(rule) == 60.0
+    # pay-gw is still slow after the restart: the window refills, the tick confirms it
+    assert feed(rule, st, [timed(2.0, T0 + 1) for _ in range(5)], T0 + 1) == []
+    assert [m.reason for m in tick(rule, st, T0 + 2)] == ["reassert"]  # Alertmanager only, no new notification
+    # "other" saw nothing within the grace: forgotten without a resolved post (it expires at its endsAt)
+    assert [m.reason for m in tick(rule, st, T0 + 61)] == []
+    assert st.get((("service_name", "other"),)) is None
+    g = st.get(key)
+    assert g is not None and g.firing and not g.restored
