@@ -172,9 +172,15 @@ class Demo:
             "--http-port",
             "0",
         )
+        # The demo's trace summaries (what `trace find` searches) come 2 s after a trace's last span,
+        # not the default 10 s: the demo shows them right away.
+        config = self.work / "consumer.yaml"
+        config.write_text(orjson.dumps({"trace_dependencies": {"horizon": 2.0, "flush_interval": 1.0}}).decode())
         self.spawn(
             "consumer",
             "consume",
+            "--config",
+            str(config),
             "--kafka-bootstrap",
             kafka,
             "--es-url",
@@ -257,7 +263,23 @@ class Demo:
         ])
         url = f"{jaeger}/api/traces/{trace_id}"
         say(f"   the same trace in Jaeger's API: {url}  ({_jaeger_spans(url, 3)} spans)")
-        say("\n== 8. the keyword alert, as Alertmanager has it")
+        stats = ("\n== 9. calls, errors and latency of one Component, from its spans",
+                 ("trace", "stats", "-c", "pay-gw", "--since", "15m", "--es-url", es))
+        if self.sink == "sls":
+            say("\n== 8. the failing requests: `logpipe trace find` reads the trace summaries of the dependency"
+                " stage, which joins spans through Kafka — not in the SLS demo")
+            self.steps([stats])
+        else:
+            # The summary is written once the trace is quiet (the stage's horizon): wait for it.
+            if _wait_for_summary(es, traces.failed.trace_id, timeout=60) is None:
+                say("   the failing trace has no summary after 60 s: see consumer.log")
+                return 1
+            self.steps([
+                ("\n== 8. the failing requests, as whole traces (root, duration, errors, services)",
+                 ("trace", "find", "--errors", "-c", "pay-gw", "--since", "15m", "--limit", "5", "--es-url", es)),
+                stats,
+            ])
+        say("\n== 10. the keyword alert, as Alertmanager has it")
         fired = _wait_for_alert(am, "demo-pay-5xx", self.run_id, timeout=60)
         self.logpipe("alerts", "list", "--rules", str(rules), "--alertmanager-url", am)
         if not fired:
@@ -365,6 +387,21 @@ def _wait_for_count(es: str, node: str, expected: int, timeout: float) -> int:
             return int(res["count"])
         time.sleep(0.25)
     return count
+
+
+def _wait_for_summary(es: str, trace_id: str, timeout: float) -> float | None:
+    """Seconds until the trace's summary was searchable in ``logpipe-traces-*``, None if it never was."""
+    began = time.monotonic()
+    query = {"query": {"term": {"trace_id": trace_id}}}
+    while time.monotonic() - began < timeout:
+        try:
+            res = _http_json(f"{es}/logpipe-traces-*/_count?ignore_unavailable=true&allow_no_indices=true", query)
+            if isinstance(res, dict) and int(res.get("count", 0)) > 0:
+                return time.monotonic() - began
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return None
 
 
 def _wait_for_alert(am: str, name: str, run_id: str, timeout: float) -> bool:

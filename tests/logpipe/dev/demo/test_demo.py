@@ -40,6 +40,18 @@ def test_demo_ships_indexes_searches_and_alerts(
     assert "3 spans, 2 services" in out and "critical path 3 spans" in out
     assert re.search(r"^ +· \S+ orders-\S+ INFO GET /api/orders 200 ", out, re.M), out
     assert re.search(r"the same trace in Jaeger's API: http://\S+/api/traces/[0-9a-f]{32}  \(3 spans\)", out)
+    # `trace find --errors` finds this run's failing request as a whole trace, and not its paid one
+    ids = re.search(r"traced requests: ([0-9a-f]{32}) \(paid[^)]*\), ([0-9a-f]{32}) \(failed", out)
+    assert ids, out
+    paid, failed = ids.groups()
+    found = out[out.index("== 8. the failing requests") : out.index("== 9.")]
+    row = rf"^{failed}\s+\S+ \S+\s+[\d.]+ms\s+pay-gw POST /api/pay 502\s+2\s+2\s+pay-gw$"
+    assert re.search(row, found, re.M), found
+    assert paid not in found
+    # RED figures of pay-gw from its spans: both requests' roots, the failing one counted as an error
+    stats = re.search(r"^pay-gw\s+POST /api/pay\s+(\d+)\s+(\d+)\s", out, re.M)
+    assert stats and int(stats.group(1)) >= 2 and int(stats.group(2)) >= 1, out
+    assert re.search(r"^pay-gw\s+POST bank-api /charge\s+\d+\s+\d+\s+100\.0\s", out, re.M), out
     assert re.search(r"demo-pay-5xx\s+critical\s+active", out)  # the alert, as Alertmanager has it
     assert (tmp_path / "registry.json").exists()
 
