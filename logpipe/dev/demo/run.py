@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 
-from consumer.config import DEFAULT_TOPICS
+from consumer.config import DEFAULT_TOPICS, ConsumerConfig
+from consumer.dependencies.stage import links_group_id
 from logpipe.dev.demo.checkout import write_checkout
 from logpipe.dev.demo.group_start import GroupStart, ensure_topics, start_group_at_end
 from logpipe.dev.demo.podsim import PodSimulator
@@ -155,7 +156,8 @@ class Demo:
     def _ship_and_consume_through_kafka(
         self, pods_root: Path, logs_root: Path, kafka: str, es: str, am: str, rules: Path, consumer_port: int
     ) -> None:
-        self.say("   " + asyncio.run(_start_group(kafka, self.group)).describe())
+        for start in asyncio.run(_start_groups(kafka, self.group)):
+            self.say("   " + start.describe())
         self.spawn(
             "shipper",
             "ship",
@@ -289,9 +291,16 @@ class Demo:
         return 0
 
 
-async def _start_group(kafka: str, group: str) -> GroupStart:
+async def _start_groups(kafka: str, group: str) -> list[GroupStart]:
+    """The consumer's group and its dependency stage's (the trace links topic) both start at the end."""
     await ensure_topics(kafka, DEFAULT_TOPICS, ShipperConfig().kafka.partitions)
-    return await start_group_at_end(kafka, group, DEFAULT_TOPICS)
+    cfg = ConsumerConfig.model_validate({"kafka": {"group_id": group}})
+    links = cfg.trace_dependencies
+    await ensure_topics(kafka, [links.topic], links.partitions)
+    return [
+        await start_group_at_end(kafka, group, DEFAULT_TOPICS),
+        await start_group_at_end(kafka, links_group_id(cfg), [links.topic]),
+    ]
 
 
 def _show_service_progress() -> None:
