@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from logpipe.core.fields import NS_PER_UNIT, Dialect, FieldMappingConfig, keeps_empty
 from parsers.document import Draft, Path, Setter, setter
 from parsers.extra import TRUNCATED, ExtraLimits, bounded_extra
-from parsers.timestamps import canonical_iso, parse_time
+from parsers.timestamps import canonical_iso, parse_time, utc_epoch_ms
 
 _INVALID = object()
 _ABSENT = (None, "", "-")
@@ -339,6 +339,8 @@ class FieldMap:
         if name == "time":
 
             def event_time(value: Any, draft: Draft) -> int:
+                if type(value) is int and 100_000_000_000 <= value < 100_000_000_000_000:  # epoch ms
+                    return _TIME if draft.event_time_at(*utc_epoch_ms(value)) else _KEEP
                 parsed = parse_time(value)
                 if parsed is None:
                     draft.flag(invalid)

@@ -9,6 +9,7 @@ the offset the application wrote (UTC is written ``Z``), at microsecond precisio
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -110,6 +111,23 @@ def utc_rfc3339(stamp: str) -> tuple[float, str] | None:
     if micro % 1000 == 0:
         return base + micro / 1e6, f"{head}.{micro // 1000:03d}Z"
     return base + micro / 1e6, f"{head}.{micro:06d}Z"
+
+
+_SECOND_TEXT: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS" (UTC)
+
+
+def utc_epoch_ms(ms: int) -> tuple[float, str]:
+    """``(epoch seconds, to_iso(parse_time(ms)[0]))`` of an epoch in milliseconds in
+    [1e11, 1e14) — what ``parse_time`` reads as milliseconds — without a datetime (~2 µs less per
+    line: applications log ``"ts": 1795780800123`` on every line)."""
+    sec, milli = divmod(ms, 1000)
+    head = _SECOND_TEXT.get(sec)
+    if head is None:
+        head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        if len(_SECOND_TEXT) >= 4096:
+            _SECOND_TEXT.clear()
+        _SECOND_TEXT[sec] = head
+    return ms / 1000, (f"{head}.{milli:03d}Z" if milli else head + "Z")
 
 
 def epoch_ms_to_iso(ms: int) -> str:

@@ -112,3 +112,23 @@ def test_the_cri_fast_path_gives_what_parse_time_and_to_iso_give() -> None:
             assert a.event_time(general[0]) == b.event_time_at(*fast) and (a.doc, a.flags) == (b.doc, b.flags), s
     assert fast_seen > 2_000
     assert utc_rfc3339("2026-11-27T12:00:00.123456789Z") == (1795780800.123456, "2026-11-27T12:00:00.123456Z")
+
+
+def test_the_epoch_ms_fast_path_gives_what_parse_time_and_to_iso_give() -> None:
+    import random
+
+    from parsers.document import Draft, TimeWindow
+    from parsers.timestamps import to_iso, utc_epoch_ms
+
+    rng = random.Random(2)
+    for _ in range(20_000):
+        whole_second = rng.randrange(10**11, 10**14) // 1000 * 1000
+        ms = rng.choice([rng.randrange(10**11, 10**14), 10**11, 10**14 - 1, whole_second,
+                         1795780800000 + rng.randrange(-10**8, 10**8)])
+        general = parse_time(ms)
+        assert general is not None
+        fast = utc_epoch_ms(ms)
+        assert fast[1] == to_iso(general[0]) and abs(fast[0] - general[0].timestamp()) < 1e-6, ms
+        for window in (TimeWindow(), TimeWindow(max_past_s=3600)):
+            a, b = (Draft({"lp.read_ts": "1795780800000"}, "app", window) for _ in range(2))
+            assert a.event_time(general[0]) == b.event_time_at(*fast) and (a.doc, a.flags) == (b.doc, b.flags), ms
