@@ -75,6 +75,11 @@ class Rig:
              "--instance-id", instance],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / f"{name}.stderr", "ab"), env=env)
 
+    def note(self, what: str) -> None:
+        """A wall-clock line in events.log, next to the consumers' logs (to read their timelines by)."""
+        with (self.dir / "events.log").open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S', time.gmtime())}.{int(time.time() * 1000) % 1000:03d}Z {what}\n")
+
     def kill9(self, name: str) -> None:
         self.procs[name].send_signal(signal.SIGKILL)
         self.procs[name].wait(10)
@@ -87,7 +92,8 @@ class Rig:
         out: dict[int, int] = {}
         for p in range(PARTITIONS):
             self.offset += 100
-            r = LineRecord(self.meta, self.offset, orjson.dumps({"message": f"marker {self.offset}"}), 1)
+            r = LineRecord(self.meta, self.offset, orjson.dumps({"message": f"marker {self.offset}"}),
+                           int(time.time() * 1000))  # today: an index retention keeps (1970 was deleted at start)
             md = await self.producer.send_and_wait(self.topic, r.value, key=r.key, headers=r.headers(), partition=p)
             out[p] = md.offset
         return out
@@ -122,6 +128,7 @@ async def scenario(kind: str, args: argparse.Namespace, static: bool) -> float:
         await asyncio.sleep(2)
         await rig.wait_consumed(await rig.markers(), time.monotonic(), timeout=60)
         t0 = time.monotonic()
+        rig.note(f"event {kind}")
         if kind == "a":
             rig.kill9("r1")
             rig.start("r1")
@@ -129,7 +136,9 @@ async def scenario(kind: str, args: argparse.Namespace, static: bool) -> float:
             rig.kill9("r2")
         else:
             rig.sigterm("r2")
-        return await rig.wait_consumed(await rig.markers(), t0)
+        took = await rig.wait_consumed(await rig.markers(), t0)
+        rig.note(f"consumed again after {took:.1f}s")
+        return took
     finally:
         await rig.close()
 

@@ -123,20 +123,30 @@ class ConsumerApp:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> int:
-        """Serve HTTP, install templates (waiting for Elasticsearch), start the loop's parts; returns the HTTP port."""
+        """Serve HTTP, install templates (waiting for Elasticsearch) while the loop's parts start and
+        join the group; returns the HTTP port."""
         port = await self.http.start()
         log.info("HttpListening", extra={"fields": {"host": self.cfg.http.host, "port": port}})
         if self._on_listening is not None:
             self._on_listening(port)
-        await self._install_templates()
+        # Joining the group overlaps the templates check (a restarted static member is back sooner);
+        # nothing is fetched before both are done, so nothing is indexed before the templates exist.
+        joining = asyncio.ensure_future(self.loop.start())
+        try:
+            await self._install_templates()
+        except BaseException:
+            joining.cancel()
+            await asyncio.gather(joining, return_exceptions=True)
+            raise
         if self.loop.stopping.is_set():
+            await asyncio.gather(joining, return_exceptions=True)  # returns at once once stopping
             return port  # stopped while waiting for Elasticsearch: nothing was fetched
         if not self.ilm:
             es, prefix, days = self.es, self.cfg.index.prefix, self.cfg.index.retention_days
             self.supervisor.start("retention", lambda: run_retention(es, prefix, days))
         if self.dependencies is not None:
             self.supervisor.start("dependencies", self._run_dependencies)
-        if await self.loop.start() and self._tune_gc:
+        if await joining and self._tune_gc:
             apply_gc_policy()
         return port
 
@@ -169,7 +179,11 @@ class ConsumerApp:
         await until_ok("TemplatesNotInstalled", install, stopping, self.clock, bulk.retry_initial, bulk.retry_max)
 
     def request_stop(self) -> None:
-        """Ask :meth:`run` to finish (signal handlers call this)."""
+        """Ask :meth:`run` to finish (signal handlers call this): a clean stop, so a static member
+        leaves its groups on the way out (the pod is going away; consumer/sources/kafka/membership.py)."""
+        for source in (self.source, self.dependencies.source if self.dependencies is not None else None):
+            if isinstance(source, KafkaSource):
+                source.leave_on_close = True
         self.loop.request_stop()
 
     async def run(self) -> int:

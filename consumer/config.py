@@ -46,7 +46,8 @@ class KafkaConfig(KafkaSecurity):
     instance_id: str | None = Field(default_factory=lambda: os.environ.get("POD_NAME") or None)
     """Static group membership (Kafka ``group.instance.id``; default: $POD_NAME, which the Deployment
     sets from the downward API): a restarted container rejoins as the same member and gets its
-    partitions back at once, without a rebalance. Unique per replica; ``""`` turns it off."""
+    partitions back at once, without a rebalance; a clean stop (SIGTERM) removes the member from the
+    group, so its partitions move at once. Unique per replica; ``""`` turns it off."""
     max_poll_records: int = Field(default=1000, gt=0)
     """Upper bound of records parsed per loop turn (small turns let finished bulks be followed up quickly)."""
     fetch_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)

@@ -5,7 +5,8 @@ offsets are committed only through :meth:`KafkaSource.commit`, with positions co
 ``consumer/commits.py`` (resolved records only). A rebalance is forwarded to the
 ``consumer.ports.PartitionListener`` given to :meth:`KafkaSource.start` as plain ``(topic,
 partition)`` keys; the revoke callback runs while this member still owns the partitions, so it may
-commit their final positions.
+commit their final positions. After a clean stop (:attr:`KafkaSource.leave_on_close`) a static
+member is removed from the group (``membership.py``), so its partitions move at once.
 
 Whether the brokers answer (``broker_error``, for ``/readyz``): an idle or paused consumer cannot tell
 an outage from quiet topics by its fetches, so after ``probe_timeout`` without records a metadata
@@ -25,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from consumer.config import KafkaConfig
 from consumer.ports import PartitionListener
+from consumer.sources.kafka.membership import leave_as_static_member
 from consumer.telemetry import CommitFailed, OffsetsCommitted
 from consumer.work import TopicPartitionKey
 from logpipe.core.kafka_security import aiokafka_kwargs, start_guarded
@@ -53,6 +55,10 @@ class KafkaSource:
         self._contact = time.monotonic()  # the last time a broker answered
         self._error: str | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._joined = False
+        self.leave_on_close = False
+        """Set on a clean stop (SIGTERM): a static member then leaves the group on close. Not after a
+        failure: the restarted container comes back under the same instance id and takes its partitions."""
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         cfg = self.cfg
@@ -66,7 +72,9 @@ class KafkaSource:
             max_poll_records=cfg.max_poll_records,
             fetch_max_bytes=cfg.fetch_max_bytes,
             session_timeout_ms=int(cfg.session_timeout * 1000),
-            heartbeat_interval_ms=max(1000, int(cfg.session_timeout * 1000) // 3),
+            # Heartbeats are how a member hears of a rebalance: each second, so a member that left
+            # (or came back) is followed within about a second, not session_timeout / 3.
+            heartbeat_interval_ms=min(1000, int(cfg.session_timeout * 1000) // 3),
             # Topics created after start (e.g. logpipe-trace) are picked up within this period.
             metadata_max_age_ms=30_000,
             request_timeout_ms=int(cfg.request_timeout * 1000),
@@ -85,6 +93,7 @@ class KafkaSource:
             self._consumer = self._new_consumer()  # a failed client is not restartable
             raise
         self._consumer.subscribe(topics=list(self.cfg.topics), listener=_Rebalance(listener))
+        self._joined = True
 
     async def fetch(self, timeout_s: float) -> dict[TopicPartitionKey, list[Record]]:
         """Records fetched within ``timeout_s``, per partition, in offset order (empty while paused)."""
@@ -178,3 +187,6 @@ class KafkaSource:
         if self._probe is not None:
             self._probe.cancel()
         await self._consumer.stop()
+        if self._joined and self.leave_on_close and self.cfg.instance_id:
+            await leave_as_static_member(self.cfg)
+        self._joined = False
