@@ -7,7 +7,7 @@ All three read the same generated JSON access-log files (``bench/access_log_gen.
 line) from their beginning and produce to the same local broker, each into its own fresh topic, with
 acks=all and their checkpoints on:
 
-- ``logpipe ship``: its defaults (zstd level 1, idempotent; ``--compression`` to change), registry on;
+- ``logpipe ship``: its defaults (zstd at the client's level 3, idempotent; ``--compression`` to change), registry on;
 - the OpenTelemetry Collector: filelog receiver (``start_at: beginning``, offsets in the
   ``file_storage`` extension) -> kafka exporter (``encoding: raw``: one record per line, acks all,
   zstd), built once from the Go module proxy by ``bench/otelcol_build.py`` and cached;
