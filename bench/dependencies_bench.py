@@ -1,6 +1,6 @@
 """Dependency stage throughput: span links/s from the links topic to Jaeger's dependency documents.
 
-    python bench/dependencies_bench.py [--traces 20000] [--spans 7] [--partitions 1]
+    python bench/dependencies_bench.py [--traces 20000] [--spans 7] [--partitions 1] [--summaries both|on|off]
                                        [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
 
 The link records of ``--traces`` traces (``--spans`` each: a chain of services, client/server pairs)
@@ -8,6 +8,11 @@ are produced to a fresh links topic *before* timing; then one :class:`Dependency
 its first fetched link until every link's offset is resolved — join, linker, the realtime ``_mget``
 of the stored traces, the trace documents (``refresh=wait_for``) and the bucket rollups. Compare the
 figure with the spans/s of the consumer (docs/BENCHMARKS.md): one link is produced per span.
+
+``--summaries both`` (the default) runs the stage twice on the same links, with trace summaries off
+and on (``trace_summaries.enabled``), and prints the stage's own CPU time per link of each and the
+difference: what maintaining the summaries adds per span (``time.process_time`` of this process —
+Elasticsearch's work is not in it; wall-clock rates on a loaded machine are noise, CPU is not).
 """
 
 from __future__ import annotations
@@ -30,21 +35,34 @@ from consumer.index_templates import install_templates, remove_templates
 
 def trace_links(i: int, spans: int, now_us: int) -> list[SpanLink]:
     t = f"{i + 1:032x}"
-    out = [SpanLink(t, f"{1:016x}", (), "svc-0", "server", False, now_us)]
+    out = [SpanLink(t, f"{1:016x}", (), "svc-0", "server", False, now_us, "", "GET /api/item", 90_000, 200)]
     for k in range(1, spans):
         kind = "client" if k % 2 else "server"
         service = f"svc-{(k + 1) // 2}"
-        out.append(SpanLink(t, f"{k + 1:016x}", (f"{k:016x}",), service, kind, k == spans - 1, now_us + k))
+        out.append(SpanLink(t, f"{k + 1:016x}", (f"{k:016x}",), service, kind, k == spans - 1, now_us + k, "",
+                            f"op-{k}", 80_000 - k * 1000, 200 if kind == "server" else 0))
     return out
 
 
 async def main(args: argparse.Namespace) -> None:
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.summaries]
+    cpu: dict[bool, float] = {}
+    for summaries in modes:
+        cpu[summaries] = await run_once(args, summaries)
+    if len(cpu) == 2:
+        print(f"trace summaries add {cpu[True] - cpu[False]:.1f} µs of stage CPU per span"
+              f" ({cpu[False]:.1f} -> {cpu[True]:.1f} µs/link)")
+
+
+async def run_once(args: argparse.Namespace, summaries: bool) -> float:
+    """One stage over fresh links; returns its CPU µs per link."""
     name = f"bench-deps-{uuid.uuid4().hex[:8]}"
     cfg = ConsumerConfig.model_validate({
         "kafka": {"bootstrap": args.kafka, "group_id": name},
         "elasticsearch": {"url": args.es},
         "index": {"prefix": name},
         "trace_dependencies": {"topic": f"{name}-links", "horizon": "1s", "flush_interval": "500ms"},
+        "trace_summaries": {"enabled": summaries},
     })
     admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
     await admin.start()
@@ -67,22 +85,25 @@ async def main(args: argparse.Namespace) -> None:
     try:
         while stage.links_read == 0:
             await asyncio.sleep(0.01)
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         while not (stage.links_read >= total and len(stage.join) == 0 and _resolved(stage, total)):
             await asyncio.sleep(0.05)
-        elapsed = time.monotonic() - t0
+        elapsed, cpu_s = time.monotonic() - t0, time.process_time() - c0
     finally:
         stage.request_stop()
         await task
     # The horizon (1 s) and one flush interval are waiting, not work: reported beside the rate.
-    print(f"{total} links of {args.traces} traces in {elapsed:.2f} s: {total / elapsed:,.0f} links/s,"
-          f" {args.traces / elapsed:,.0f} traces/s (includes the 1 s horizon)")
+    per_link = cpu_s / total * 1e6
+    print(f"summaries {'on ' if summaries else 'off'}: {total} links of {args.traces} traces in {elapsed:.2f} s:"
+          f" {total / elapsed:,.0f} links/s, {args.traces / elapsed:,.0f} traces/s (includes the 1 s horizon);"
+          f" stage CPU {per_link:.1f} µs/link")
     await es.indices.delete(index=f"{name}-*", ignore_unavailable=True, allow_no_indices=True)
     await remove_dependency_templates(es, name)  # first: they use the settings component
     await remove_templates(es, name)
     await es.close()
     await admin.delete_topics([cfg.trace_dependencies.topic])
     await admin.close()
+    return per_link
 
 
 def _resolved(stage: DependencyStage, total: int) -> bool:
@@ -94,6 +115,7 @@ if __name__ == "__main__":
     p.add_argument("--traces", type=int, default=20_000)
     p.add_argument("--spans", type=int, default=7)
     p.add_argument("--partitions", type=int, default=1)
+    p.add_argument("--summaries", choices=("both", "on", "off"), default="both")
     p.add_argument("--kafka", default="127.0.0.1:9092")
     p.add_argument("--es", default="http://127.0.0.1:9200")
     asyncio.run(main(p.parse_args()))

@@ -57,6 +57,10 @@ class SpanLink:
         return self.start_us + self.duration_us
 
     def encode(self) -> bytes:
+        return orjson.dumps(self.wire())
+
+    def wire(self) -> dict[str, Any]:
+        """The record as the JSON object :meth:`encode` writes (the store embeds it as it is)."""
         obj: dict[str, Any] = {"t": self.trace_id, "s": self.span_id, "ts": self.start_us}
         if self.refs:
             obj["r"] = list(self.refs)
@@ -74,7 +78,7 @@ class SpanLink:
             obj["d"] = self.duration_us
         if self.status:
             obj["h"] = self.status
-        return orjson.dumps(obj)
+        return obj
 
 
 class BadLink(ValueError):

@@ -36,7 +36,14 @@ from elasticsearch import AsyncElasticsearch
 from consumer.dependencies.join import TraceFlush
 from consumer.dependencies.link import BadLink, SpanLink, decode_link
 from consumer.dependencies.linker import trace_edges
-from consumer.dependencies.summary import accepts, merge_links, summarize, summary_document, unchanged
+from consumer.dependencies.summary import (
+    accepts,
+    iso_second,
+    merge_links,
+    summarize,
+    summary_document,
+    unchanged,
+)
 
 Bucket = tuple[int, int]
 """(link partition, bucket start in epoch seconds)."""
@@ -51,7 +58,7 @@ def _day(epoch_s: float, sep: str) -> str:
 
 
 def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_second(int(epoch_s)) + "Z"
 
 
 def _epoch_of(iso: str) -> int:
@@ -143,7 +150,7 @@ class DependencyStore:
                 "updated": _iso(now),
                 "start": _iso(start_s),
                 "buckets": [_iso(b) for b in sorted(new_buckets)],
-                "spans": [orjson.loads(link.encode()) for link in links],
+                "spans": [link.wire() for link in links],
                 "edges": [
                     {"parent": p, "child": c, "bucket": _iso(b), "calls": n, "errors": e}
                     for (p, c, b), (n, e) in per_bucket.items()
