@@ -1,6 +1,7 @@
 """Dependency stage throughput: span links/s from the links topic to Jaeger's dependency documents.
 
     python bench/dependencies_bench.py [--traces 20000] [--spans 7] [--partitions 1] [--summaries both|on|off]
+                                       [--store-rounds N]
                                        [--kafka 127.0.0.1:9092] [--es http://127.0.0.1:9200]
 
 The link records of ``--traces`` traces (``--spans`` each: a chain of services, client/server pairs)
@@ -10,25 +11,33 @@ of the stored traces, the trace documents (``refresh=wait_for``) and the bucket 
 figure with the spans/s of the consumer (docs/BENCHMARKS.md): one link is produced per span.
 
 ``--summaries both`` (the default) runs the stage twice on the same links, with trace summaries off
-and on (``trace_summaries.enabled``), and prints the stage's own CPU time per link of each and the
-difference: what maintaining the summaries adds per span (``time.process_time`` of this process —
-Elasticsearch's work is not in it; wall-clock rates on a loaded machine are noise, CPU is not).
+and on (``trace_summaries.enabled``), and prints the stage's own CPU time per link of each
+(``time.process_time`` of this process; Elasticsearch's work is not in it). That CPU includes the
+loop's idle polling, which grows with wall time on a loaded machine, so ``--store-rounds N`` also
+times the store step alone (``DependencyStore.write_traces`` + ``rollup``, where summaries are
+built and written), alternating off and on N times over the same traces, and prints the median
+CPU per span of each and their difference: what maintaining the summaries adds per span.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 import uuid
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from consumer.config import ConsumerConfig
+from consumer.config import ConsumerConfig, ElasticsearchConfig, IndexConfig
+from consumer.dependencies.join import TraceFlush
 from consumer.dependencies.link import SpanLink
 from consumer.dependencies.stage import DependencyStage
-from consumer.dependencies.templates import remove_dependency_templates
+from consumer.dependencies.store import DependencyStore
+from consumer.dependencies.summary import summarize, summary_document, unchanged
+from consumer.dependencies.templates import install_dependency_templates, remove_dependency_templates
 from consumer.es_client import make_client
 from consumer.index_templates import install_templates, remove_templates
 
@@ -44,7 +53,54 @@ def trace_links(i: int, spans: int, now_us: int) -> list[SpanLink]:
     return out
 
 
+async def store_rounds(args: argparse.Namespace) -> None:
+    """The store step alone, summaries off and on alternately: median CPU µs per span of each."""
+    name = f"bench-store-{uuid.uuid4().hex[:8]}"
+    cfg = IndexConfig(prefix=name)
+    es = make_client(ElasticsearchConfig(url=args.es))
+    await install_templates(es, cfg)
+    await install_dependency_templates(es, cfg)
+    now_us = int(time.time()) * 1_000_000
+    per_span: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        for r in range(args.store_rounds):
+            for summaries in (False, True) if r % 2 == 0 else (True, False):
+                # Fresh trace ids each pass: every pass writes new traces, as a live stage mostly does.
+                base = (r * 2 + summaries) * args.traces
+                traces = [trace_links(base + i, args.spans, now_us) for i in range(args.traces)]
+                store = DependencyStore(es, name, 300, summary_horizon=3600 if summaries else None)
+                c0 = time.process_time()
+                for b in range(0, len(traces), 500):
+                    batch = [TraceFlush(t[0].trace_id, 0, tuple(t), ()) for t in traces[b:b + 500]]
+                    written = await store.write_traces(batch)
+                    await store.rollup(written.buckets)
+                per_span[summaries].append((time.process_time() - c0) / (args.traces * args.spans) * 1e6)
+    finally:
+        await es.indices.delete(index=f"{name}-*", ignore_unavailable=True, allow_no_indices=True)
+        await remove_dependency_templates(es, name)
+        await remove_templates(es, name)
+        await es.close()
+    # The summaries' own work without any I/O: build, compare, serialise (best of 3, the least disturbed).
+    traces = [trace_links(i, args.spans, now_us) for i in range(args.traces)]
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        for links in traces:
+            content = summarize(links[0].trace_id, links)
+            unchanged(None, content)
+            orjson.dumps(summary_document(content, None, "2026-12-02T00:00:00Z"))
+        best = min(best, (time.process_time() - c0) / (args.traces * args.spans) * 1e6)
+    print(f"summary build + serialise alone: {best:.2f} µs of CPU per span")
+    off, on = statistics.median(per_span[False]), statistics.median(per_span[True])
+    rounds = " ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(per_span[False], per_span[True], strict=True))
+    print(f"store step, {args.store_rounds} rounds (off/on µs per span: {rounds}): median {off:.1f} -> {on:.1f};"
+          f" trace summaries add {on - off:.1f} µs of CPU per span")
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.store_rounds:
+        await store_rounds(args)
+        return
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.summaries]
     cpu: dict[bool, float] = {}
     for summaries in modes:
@@ -116,6 +172,7 @@ if __name__ == "__main__":
     p.add_argument("--spans", type=int, default=7)
     p.add_argument("--partitions", type=int, default=1)
     p.add_argument("--summaries", choices=("both", "on", "off"), default="both")
+    p.add_argument("--store-rounds", type=int, default=0, help="time the store step alone, this many rounds")
     p.add_argument("--kafka", default="127.0.0.1:9092")
     p.add_argument("--es", default="http://127.0.0.1:9200")
     asyncio.run(main(p.parse_args()))
