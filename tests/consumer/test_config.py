@@ -90,3 +90,17 @@ def test_static_membership_defaults_to_the_pod_name(monkeypatch: pytest.MonkeyPa
     assert ConsumerConfig().with_overrides(**{"kafka.instance_id": ""}).kafka.instance_id == ""
     monkeypatch.delenv("POD_NAME")
     assert ConsumerConfig().kafka.instance_id is None
+
+
+def test_the_trace_summary_horizon_is_validated(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("trace_summaries:\n  horizon: 2h\n")
+    assert load_consumer_config(f).trace_summaries.horizon == 7200.0
+    assert load_consumer_config(None).trace_summaries.horizon == 3600.0
+
+    for bad in ("0s", "soon"):
+        f.write_text(f"trace_summaries:\n  horizon: {bad}\n")
+        with pytest.raises(ConfigError) as exc:
+            load_consumer_config(f)
+        assert "trace_summaries.horizon" in str(exc.value)
+        assert "fix" in str(exc.value) or "e.g." in str(exc.value)
