@@ -226,6 +226,9 @@ class ConsumerApp:
         # Before the loop runs (waiting for Elasticsearch or Kafka at start) nothing can stall.
         if self.loop.started and sup.running("consume") and hb.stalled(self.cfg.health.stall_after):
             return False, {"stalled": hb.name, "seconds": round(hb.age(), 1)}
+        delivery = self.loop.dispatch.heartbeat
+        if self.loop.started and delivery.stalled(self.cfg.health.delivery_stall_after):
+            return False, {"stalled": delivery.name, "seconds": round(delivery.age(), 1)}
         for other in sup.stalled(self.cfg.health.stall_after):  # the source's own (SLS membership)
             return False, {"stalled": other.name, "seconds": round(other.age(), 1)}
         return True, {}

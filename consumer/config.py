@@ -79,6 +79,10 @@ class HealthConfig(StrictModel):
     """/healthz fails when the consume loop (fetch, ingest, flush, commit) has not turned for this long.
     An Elasticsearch outage does not stop it turning (partitions are paused, fetches return empty), so
     a long outage never makes the kubelet restart the consumer."""
+    delivery_stall_after: Duration = Field(default=300.0, gt=0)
+    """/healthz fails when bulk requests, dead letters or span links are in flight and none got an
+    answer for this long (a client stuck on a dead connection). Failing answers count: an
+    Elasticsearch or Kafka outage never trips it."""
 
 
 class BulkConfig(StrictModel):

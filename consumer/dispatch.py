@@ -14,13 +14,16 @@ A request task that raises anything its retries do not handle (a bug, an unexpec
 would leave its works unresolved for ever — commits stuck behind them in a live process. So the
 first such failure is kept in :attr:`Dispatch.failure` and the consume loop raises it
 (:class:`DispatchFailed`): the supervisor then makes the process commit what is resolved and exit 1.
+A request that never returns at all is seen by :attr:`Dispatch.heartbeat` (``delivery``): it turns
+at every answer — accepted, refused or failed, so an outage keeps it turning — and ``/healthz``
+fails when work is in flight and nothing answered for ``health.delivery_stall_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from consumer.bulk import BulkBatcher, BulkRequest
@@ -35,10 +38,25 @@ from consumer.retry import backoff_seconds
 from consumer.spanmetrics.store import SpanMetrics
 from consumer.telemetry import AlertObserveFailed, DeadLetterFailed, RecordDeadLettered, log
 from consumer.work import Work
+from logpipe.core.supervisor import Heartbeat
 
 
 class DispatchFailed(Exception):
     """A bulk request, dead letter or link send ended with an unexpected error; its works stay unresolved."""
+
+
+class _Answered:
+    """The ``_bulk`` endpoint, beating ``hb`` whenever a request comes back (with a body or an error)."""
+
+    def __init__(self, endpoint: BulkEndpoint, hb: Heartbeat) -> None:
+        self._endpoint = endpoint
+        self._hb = hb
+
+    async def bulk(self, body: bytes) -> Mapping[str, Any]:
+        try:
+            return await self._endpoint.bulk(body)
+        finally:
+            self._hb.beat()
 
 
 class Dispatch:
@@ -60,7 +78,10 @@ class Dispatch:
     ) -> None:
         self.cfg = cfg
         self.batcher = BulkBatcher(cfg.max_bytes, cfg.max_actions, clock.monotonic)
-        self.indexer = Indexer(endpoint, cfg, self._indexed, self.dead_letter, clock)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.heartbeat = Heartbeat("delivery", clock.monotonic, idle=self._idle.is_set)
+        self.indexer = Indexer(_Answered(endpoint, self.heartbeat), cfg, self._indexed, self.dead_letter, clock)
         self._dead_letters = dead_letters
         self._alerts = alerts
         self._offsets = offsets
@@ -74,8 +95,6 @@ class Dispatch:
         self._bulk_tasks: set[asyncio.Task[None]] = set()
         self._dlq_tasks: set[asyncio.Task[None]] = set()
         self._link_tasks: set[asyncio.Task[None]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.failure: DispatchFailed | None = None
         """The first unexpected failure of a task in flight (the loop raises it)."""
 
@@ -126,6 +145,8 @@ class Dispatch:
     def _start(self, tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         tasks.add(task)
+        if self._idle.is_set():
+            self.heartbeat.beat()  # the wait for an answer starts now, not at the last answer before idling
         self._idle.clear()
         task.add_done_callback(lambda t: self._done(tasks, t))
 
@@ -167,9 +188,11 @@ class Dispatch:
                 await self._links.send(links)
                 break
             except Exception as exc:  # never skipped: the spans stay unresolved until their links are sent
+                self.heartbeat.beat()  # an answer, if a failing one
                 LinkProduceFailed(count=len(links), error=repr(exc)[:300]).emit()
                 attempt += 1
                 await self._clock.sleep(backoff_seconds(attempt, self.cfg.retry_initial, self.cfg.retry_max))
+        self.heartbeat.beat()
         self._offsets.resolve_all(spans)
         self._flow.free_all(spans)
         self._on_resolved()
@@ -181,11 +204,13 @@ class Dispatch:
                 await self._dead_letters.send(work)
                 break
             except Exception as exc:  # never skipped: the record stays unresolved until it is sent
+                self.heartbeat.beat()  # an answer, if a failing one
                 DeadLetterFailed(
                     topic=work.topic, partition=work.partition, offset=work.kafka_offset, error=repr(exc)[:300]
                 ).emit()
                 attempt += 1
                 await self._clock.sleep(backoff_seconds(attempt, self.cfg.retry_initial, self.cfg.retry_max))
+        self.heartbeat.beat()
         RecordDeadLettered(
             stage=work.stage, topic=work.topic, partition=work.partition, offset=work.kafka_offset,
             reason=work.reason[:500],

@@ -24,6 +24,7 @@ from consumer.dependencies.join import TraceJoin
 from consumer.dependencies.linker import count_links, trace_edges
 from consumer.dependencies.store import DependencyStore
 from consumer.es_client import ElasticsearchBulk
+from consumer.ports import BulkUnreachable
 from consumer.sources.kafka import KafkaSource
 from tests.consumer.dependencies.test_stage import produce, shop_trace
 from tests.consumer.dependencies.test_store import jaeger_view
@@ -295,3 +296,34 @@ async def test_a_failing_dependency_stage_is_restarted_and_counts_every_call_onc
             assert app._healthy() == (True, {})
     failed = [r.fields for r in recs if r.fields["task"] == "dependencies"]  # type: ignore[attr-defined]
     assert [f["action"] for f in failed] == ["restart"] and "the join is broken" in failed[0]["error"]
+
+
+async def test_a_hung_bulk_request_turns_healthz_failing_and_failing_ones_do_not(
+        story: ConsumerStory, monkeypatch: pytest.MonkeyPatch) -> None:
+    await story.produce(story.access_lines(100))
+    mode = {"now": "real"}
+    real = ElasticsearchBulk.bulk
+
+    async def bulk(self: ElasticsearchBulk, body: bytes) -> Any:
+        if mode["now"] == "fail":
+            raise BulkUnreachable("injected: connection refused")  # an outage: answers, with errors
+        if mode["now"] == "hang":
+            await asyncio.Event().wait()  # a client stuck on a dead connection
+        return await real(self, body)
+
+    monkeypatch.setattr(ElasticsearchBulk, "bulk", bulk)
+    # Retries back off at most bulk.retry_max (1 s here): failing answers come well within 3 s.
+    async with story.consumer(story.config(**{"health.delivery_stall_after": 3.0})) as app:
+        await story.wait_for_docs(100, timeout=120)  # a new index on a loaded Elasticsearch can take long
+        await asyncio.sleep(3.5)
+        assert app._healthy() == (True, {})  # nothing in flight: idle, not stalled
+        mode["now"] = "fail"
+        await story.produce(story.access_lines(50))
+        await until(lambda: not app.loop.indexer.available, 30, "bulks failing")
+        await asyncio.sleep(4.0)
+        assert app._healthy() == (True, {})  # failing answers keep it turning
+        mode["now"] = "hang"
+        await until(lambda: not app._healthy()[0], 30, "healthz failing")
+        detail = app._healthy()[1]
+        assert detail["stalled"] == "delivery" and detail["seconds"] >= 3.0
+        mode["now"] = "real"  # the stuck request never returns; the stop below cancels it
