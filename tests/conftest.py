@@ -31,6 +31,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from logpipe.dev.faults.kafka import FaultedKafka, faulted_kafka_running, start_faulted_kafka, stop_faulted_kafka
 from logpipe.dev.services import ServiceBackend, ServiceName, open_backend
 from logpipe.dev.services.alertmanager_secure import SecureAlertmanager, SecuredAlertmanager
 from logpipe.dev.services.es_proxy import ProxyThread, SecuredEs
@@ -85,6 +86,19 @@ def secure_kafka() -> SecureKafka:
     """A second local broker with SASL_SSL (PLAIN, SCRAM-SHA-256/512) and mutual-TLS listeners, its CA
     and credential files (``logpipe/dev/services/kafka_secure.py``); started once, kept running."""
     return ensure_secure_kafka()
+
+
+@pytest.fixture(scope="session")
+def faulted_kafka() -> Iterator[FaultedKafka]:
+    """A broker of its own reached through fault proxies (``logpipe/dev/faults/kafka.py``): network
+    faults never touch the shared broker. Stopped at the end of the session if this session started it."""
+    was_running = faulted_kafka_running()
+    kafka = start_faulted_kafka()
+    try:
+        yield kafka
+    finally:
+        if not was_running:
+            stop_faulted_kafka()
 
 
 @pytest.fixture(scope="session")

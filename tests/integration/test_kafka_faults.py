@@ -188,6 +188,7 @@ async def test_kafka_fault_on_both_paths_loses_and_duplicates_nothing(rig: Rig, 
         assert all(s["ship_live"] == 200 and s["cons_live"] == 200 for s in during), \
             f"an outage must not fail /healthz: {during}"
         assert resumed < RESUME_WITHIN, report[-1]
+        assert peak[0] < 250 and peak[1] < 400, f"memory not bounded: {report[-1]}"
         if fault in ("blackhole", "mute") and path == "shipper->kafka":
             # nothing can be acknowledged: the registry must not move over a single sent-but-unacknowledged line
             assert all(s["registry"] == before for s in during), "the registry moved while Kafka could not ack"
