@@ -9,7 +9,8 @@ What it does, against the local Elasticsearch (``logpipe dev up elasticsearch``)
    consumer indexes, in Jaeger's model with ECS beside it. Its summary is the dependency stage's
    (``consumer.dependencies.summary.summarize`` over the spans' link records).
 2. Bulk-loads them into a prefix of its own (``bench-tq-<pid>``: ``-jaeger-span-*``, ``-traces-*``),
-   with the consumer's index templates, then refreshes and force-merges.
+   with the consumer's index templates, then refreshes and force-merges, and turns the shard
+   request cache off for them (every run is computed, none served from the cache).
 3. Times each command's query path — ``find_main`` / ``stats_main`` as the CLI calls them (client,
    query, paging, rendering; not the interpreter's start-up) — ``--runs`` times per scenario, after
    one warm-up run, and prints p50/p95 and the verdict per scenario.
@@ -214,6 +215,12 @@ async def load(args: argparse.Namespace, prefix: str) -> Generated:
             # One segment per shard, as an index a day old has: the steady state a query meets.
             async with http.post(f"/{prefix}{suffix}/_forcemerge?max_num_segments=1",
                                  timeout=aiohttp.ClientTimeout(total=1800)) as resp:
+                resp.raise_for_status()
+            # No shard request cache: a range covering a whole shard is rewritten to match_all
+            # before the cache key is made, so every run after the first would be a cache hit. A
+            # live index (refreshed every second by the consumer) rarely serves one either.
+            async with http.put(f"/{prefix}{suffix}/_settings",
+                                json={"index": {"requests": {"cache": {"enable": False}}}}) as resp:
                 resp.raise_for_status()
         async with http.get(f"/{prefix}-jaeger-span-*/_count") as resp:
             stored = orjson.loads(await resp.read())["count"]
