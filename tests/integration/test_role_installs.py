@@ -146,9 +146,15 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
     assert built["0"].name.endswith("-py3-none-any.whl"), built["0"].name  # pure: no extension inside
     assert "-cp311-" in built["1"].name, built["1"].name
     all_extras = f"{built['1']}[shipper,sls,consumer,tools]"
+    # `pip wheel -w house` saves logpipe's own wheel there too; an earlier tree's copy (same file name)
+    # would be taken as "already downloaded" and its old dependency list used instead of this tree's.
+    for stale in house.glob("logpipe-*.whl"):
+        stale.unlink()
     complete = _pip("download", "-q", "--no-index", "--find-links", str(house), "-d", str(work / "probe"), all_extras)
     if _run(complete).returncode:  # a dependency not in the wheelhouse yet: fetch what is missing
         _check(_run(_pip("wheel", "-q", "-w", str(house), all_extras)), "pip wheel (the wheelhouse)")
+        for ours in house.glob("logpipe-*.whl"):
+            ours.unlink()
     yield built["0"], built["1"], house
 
 
