@@ -194,7 +194,8 @@ async def test_kafka_fault_on_both_paths_loses_and_duplicates_nothing(rig: Rig, 
             assert all(s["registry"] == before for s in during), "the registry moved while Kafka could not ack"
             assert any(s["ship_ready"] == 503 for s in during), "/readyz must say the shipper cannot deliver"
         if fault in ("blackhole", "mute") and path == "kafka->consumer":
-            assert any(s["cons_ready"] == 503 for s in during), "/readyz must say the consumer cannot consume"
+            assert any(s["cons_ready"] == 503 for s in during), \
+                    f"/readyz must say the consumer cannot consume: {[s['cons_ready'] for s in during]}"
         if fault == "latency":
             assert all(s["ship_ready"] == 200 and s["cons_ready"] == 200 for s in during), \
                 "500 ms of latency is no outage"
