@@ -55,6 +55,7 @@ class KafkaSource:
         self._contact = time.monotonic()  # the last time a broker answered
         self._error: str | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._commit_since: float | None = None  # a commit waiting for the coordinator since then
         self._joined = False
         self.leave_on_close = False
         """Set on a clean stop (SIGTERM): a static member then leaves the group on close. Not after a
@@ -108,6 +109,10 @@ class KafkaSource:
     @property
     def broker_error(self) -> str | None:
         """Why the brokers count as unreachable now, or None while they answer."""
+        since = self._commit_since
+        if self._error is None and since is not None and time.monotonic() - since > self.cfg.probe_timeout:
+            # The loop awaits its commits: while one hangs it does not fetch, so the probe cannot run.
+            return f"no answer from Kafka to a commit within {self.cfg.probe_timeout:g}s"
         return self._error
 
     def _answered(self) -> None:
@@ -169,11 +174,15 @@ class KafkaSource:
         offsets = {TopicPartition(t, p): pos for (t, p), pos in positions.items() if TopicPartition(t, p) in owned}
         if not offsets:
             return True
+        self._commit_since = time.monotonic()
         try:
             await self._consumer.commit(offsets)
         except KafkaError as exc:
             CommitFailed(error=repr(exc)).emit()
             return False
+        finally:
+            self._commit_since = None
+        self._answered()
         OffsetsCommitted(offsets={f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()}).emit()
         return True
 
