@@ -153,24 +153,33 @@ async def test_a_bulk_delivery_that_raises_exits_1_with_what_is_indexed_committe
 async def test_a_commit_that_raises_exits_1_with_only_indexed_offsets_committed(
         story: ConsumerStory, monkeypatch: pytest.MonkeyPatch) -> None:
     total = 6_000
-    await story.produce(story.access_lines(total // 2, file_no=1) + story.access_lines(total // 2, file_no=2))
+    await story.produce(story.access_lines(total // 2, file_no=1))
+    second_half = story.access_lines(total // 2, file_no=2)
     real = KafkaSource.commit
     committed = {"n": 0}
 
     async def commit_then_fail(self: KafkaSource, positions: Any) -> bool:
         # broken for good once something is committed, the final commit on the way out included
-        if committed["n"] >= 2:
+        if committed["n"] >= 1:
             raise RuntimeError("injected: the commit path is broken")
         ok = await real(self, positions)
         committed["n"] += ok and any(positions.values())
         return ok
+
+    async def produce_after_the_first_commit() -> None:
+        # Only then: had every line been fetched before the new index was created, one commit could
+        # carry them all and the injection would never be reached (the test hung in a loaded suite).
+        await until(lambda: committed["n"] >= 1, 60, "a first commit")
+        await story.produce(second_half)
 
     app = ConsumerApp(story.config(**{"bulk.max_actions": 200, "kafka.max_poll_records": 200}), tune_gc=False)
     # The consume loop's source only: the dependency stage has a KafkaSource of its own (the links
     # topic), whose commits are another task kind.
     assert isinstance(app.source, KafkaSource)
     monkeypatch.setattr(app.source, "commit", types.MethodType(commit_then_fail, app.source))
+    producing = asyncio.ensure_future(produce_after_the_first_commit())
     await _exits_1_then_a_restart_loses_nothing(story, monkeypatch, app, total, "the commit path is broken")
+    await producing
 
 
 async def test_commits_refused_by_kafka_are_retried_and_the_consumer_recovers(
