@@ -100,6 +100,8 @@ class ConsumerApp:
         # This replica's share of the links topic (consumer/dependencies/); a new one per (re)start.
         self._dependency_runs = 0
         self.dependencies = DependencyStage(cfg, self.es) if deps else None
+        if self.dependencies is not None:
+            self.supervisor.watch(self.dependencies.heartbeat)  # a hung links fetch fails /healthz
         sm = cfg.span_metrics
         # Spans Elasticsearch accepted, counted for /metrics (consumer/spanmetrics/).
         self.span_metrics = (
@@ -156,6 +158,7 @@ class ConsumerApp:
         self._dependency_runs += 1
         if self._dependency_runs > 1 or self.dependencies is None:  # the old one's Kafka client is closed
             self.dependencies = DependencyStage(self.cfg, self.es)
+            self.supervisor.watch(self.dependencies.heartbeat)  # replaces the old stage's
         await self.dependencies.run()  # returns only once stopped (else the supervisor counts a failure)
 
     async def _install_templates(self) -> None:

@@ -34,6 +34,7 @@ from consumer.sources.kafka.source import KafkaSource, Record
 from consumer.telemetry import log
 from consumer.work import TopicPartitionKey
 from logpipe.core.acks import OrderedAcks
+from logpipe.core.supervisor import Heartbeat
 
 
 def links_group_id(cfg: ConsumerConfig) -> str:
@@ -70,6 +71,10 @@ class DependencyStage:
         self.started = False
         self.last_write: float | None = None
         self.links_read = 0
+        # Turns once per loop turn (fetches return within 0.2 s): a hung fetch stops it. Not before the
+        # stage has started (it is retrying Kafka or Elasticsearch), nor while it waits on Elasticsearch
+        # writes or a broker backoff: an outage is no reason for the kubelet to restart the consumer.
+        self.heartbeat = Heartbeat("dependencies", clock, idle=lambda: not self.started)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -120,19 +125,23 @@ class DependencyStage:
         td = self.cfg.trace_dependencies
         next_flush = self.clock() + td.flush_interval
         next_commit = self.clock() + self.cfg.kafka.commit_interval
+        hb = self.heartbeat
         while not self._stopping.is_set():
+            hb.beat()
             try:
                 batches = await self.source.fetch(timeout_s=0.2)
             except Exception as exc:  # the broker went away: aiokafka reconnects; keep what is held
                 log.warning("DependencyFetchFailed", extra={"fields": {"error": repr(exc)[:300]}})
-                await self._sleep(self.cfg.bulk.retry_max)
+                with hb.waiting():
+                    await self._sleep(self.cfg.bulk.retry_max)
                 continue
             for tp, records in batches.items():
                 self._take(tp, records)
             now = self.clock()
             if now >= next_flush:
                 self._pending.extend(self.join.due(now))
-                ok = await self._write_pending()
+                with hb.waiting():
+                    ok = await self._write_pending()
                 delay = td.flush_interval if ok else backoff_seconds(
                     self._failures, self.cfg.bulk.retry_initial, self.cfg.bulk.retry_max
                 )

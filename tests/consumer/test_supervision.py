@@ -104,6 +104,32 @@ async def test_a_hung_fetch_turns_healthz_failing(story: ConsumerStory, monkeypa
         assert detail["stalled"] == "consume" and detail["seconds"] >= 1.0
 
 
+async def test_a_hung_fetch_in_the_dependency_stage_turns_healthz_failing(
+        story: ConsumerStory, monkeypatch: pytest.MonkeyPatch) -> None:
+    await story.produce(story.access_lines(100))
+    hang = asyncio.Event()
+    async with story.consumer(story.config(**{"health.stall_after": 1.0})) as app:
+        stage = app.dependencies
+        assert stage is not None
+        real = stage.source.fetch
+
+        async def fetch(timeout_s: float) -> Any:
+            if hang.is_set():
+                await asyncio.Event().wait()  # the links topic's client stuck on a dead connection
+            return await real(timeout_s)
+
+        monkeypatch.setattr(stage.source, "fetch", fetch)
+        await story.wait_for_docs(100)
+        await until(lambda: stage.started, 30, "the dependency stage started")
+        await asyncio.sleep(1.5)
+        assert app._healthy() == (True, {})  # both loops idle but turning
+        hang.set()
+        await until(lambda: not app._healthy()[0], 10, "healthz failing")
+        detail = app._healthy()[1]
+        assert detail["stalled"] == "dependencies" and detail["seconds"] >= 1.0
+        assert app.loop.heartbeat.age() < 1.0  # the consume loop itself still turns
+
+
 # --- failures injected into delivery, commit, dead letters and alerts ------------------------------
 
 
