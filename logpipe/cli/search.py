@@ -9,49 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-DEFAULT_ES_URL = "http://127.0.0.1:9200"
-
-# TLS and credentials of Elasticsearch, shared by search and trace. Secret values are read from files
-# or LOGPIPE_ES_PASSWORD / LOGPIPE_ES_API_KEY, never from the command line (it shows in `ps`).
-EsUser = Annotated[str | None, typer.Option("--es-user", envvar="LOGPIPE_ES_USERNAME", help="Basic auth user.")]
-EsPasswordFile = Annotated[
-    str | None,
-    typer.Option("--es-password-file", envvar="LOGPIPE_ES_PASSWORD_FILE",
-                 help="File holding the user's password (or set LOGPIPE_ES_PASSWORD)."),
-]
-EsApiKeyFile = Annotated[
-    str | None,
-    typer.Option("--es-api-key-file", envvar="LOGPIPE_ES_API_KEY_FILE",
-                 help="File holding an API key (or set LOGPIPE_ES_API_KEY)."),
-]
-EsCaFile = Annotated[
-    str | None, typer.Option("--es-ca-file", envvar="LOGPIPE_ES_CA_FILE", help="PEM CA of the cluster's certificate.")
-]
-EsFingerprint = Annotated[
-    str | None,
-    typer.Option("--es-fingerprint", envvar="LOGPIPE_ES_FINGERPRINT",
-                 help="SHA-256 fingerprint of the cluster's certificate, pinned instead of a CA."),
-]
-
-
-EsUrl = Annotated[str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")]
-IndexPrefix = Annotated[
-    str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Indices are <prefix>-<type>-*.")
-]
-
-
-def es_connection_or_exit(url: str, user: str | None, password_file: str | None, api_key_file: str | None,
-                          ca_file: str | None, fingerprint: str | None) -> Any:
-    """The ``EsConnection`` of the flags; a bad combination prints the key and the fix and exits 2."""
-    from logpipe.core.config_base import ConfigError
-    from logpipe.core.es_connection import es_connection
-
-    try:
-        return es_connection(url, username=user, password_file=password_file, api_key_file=api_key_file,
-                             ca_file=ca_file, ssl_fingerprint=fingerprint)
-    except ConfigError as exc:
-        typer.echo(exc.render(), err=True)
-        raise typer.Exit(2) from None
+from logpipe.cli.es_options import DEFAULT_ES_URL, EsUrl, IndexPrefix, es_connection_options
 
 
 class Colour(StrEnum):
@@ -71,6 +29,7 @@ def use_colour(choice: Colour) -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+@es_connection_options
 def search(
     query: Annotated[
         str | None,
@@ -110,22 +69,15 @@ def search(
     color: Annotated[Colour, typer.Option("--color", help="Colour per pod: auto (on a terminal), always, never.")] = (
         Colour.auto
     ),
-    es_url: Annotated[
-        str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")
-    ] = DEFAULT_ES_URL,
-    index_prefix: Annotated[
-        str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Indices are <prefix>-<type>-*.")
-    ] = "logpipe",
+    es_url: EsUrl = DEFAULT_ES_URL,
+    index_prefix: IndexPrefix = "logpipe",
     poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between polls with -f.")] = 1.0,
     follow_overlap: Annotated[
         float,
         typer.Option("--follow-overlap", help="Seconds of index time re-read by each -f poll (late visibility)."),
     ] = 30.0,
-    es_user: EsUser = None,
-    es_password_file: EsPasswordFile = None,
-    es_api_key_file: EsApiKeyFile = None,
-    es_ca_file: EsCaFile = None,
-    es_fingerprint: EsFingerprint = None,
+    *,
+    es: Any,
 ) -> None:
     """Search logs in Elasticsearch; exit 0 with hits, 1 without, 2 on an error (like grep)."""
     # Imported here: the Elasticsearch client costs ~0.2 s to import, which other verbs need not pay.
@@ -150,7 +102,7 @@ def search(
         as_json=json_,
         colour=use_colour(color),
         es_url=es_url,
-        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
+        es=es,
         index_prefix=index_prefix,
         follow_interval_s=poll_interval,
         follow_overlap_s=follow_overlap,

@@ -12,19 +12,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from logpipe.cli.search import (
-    DEFAULT_ES_URL,
-    Colour,
-    EsApiKeyFile,
-    EsCaFile,
-    EsFingerprint,
-    EsPasswordFile,
-    EsUrl,
-    EsUser,
-    IndexPrefix,
-    es_connection_or_exit,
-    use_colour,
-)
+from logpipe.cli.es_options import DEFAULT_ES_URL, EsUrl, IndexPrefix, es_connection_options
+from logpipe.cli.search import Colour, use_colour
 
 
 class TraceGroup(TyperGroup):
@@ -43,28 +32,22 @@ app = typer.Typer(cls=TraceGroup, no_args_is_help=True)
 
 
 @app.command("show")
+@es_connection_options
 def trace(
     trace_id: Annotated[str, typer.Argument(help="The trace id (trace.id), as logged.")],
-    es_url: Annotated[
-        str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")
-    ] = DEFAULT_ES_URL,
-    index_prefix: Annotated[
-        str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Indices are <prefix>-<type>-*.")
-    ] = "logpipe",
+    es_url: EsUrl = DEFAULT_ES_URL,
+    index_prefix: IndexPrefix = "logpipe",
     json_: Annotated[bool, typer.Option("--json", help="One JSON object: spans in tree order, log lines.")] = False,
     color: Annotated[Colour, typer.Option("--color", help="auto (on a terminal), always, never.")] = Colour.auto,
-    es_user: EsUser = None,
-    es_password_file: EsPasswordFile = None,
-    es_api_key_file: EsApiKeyFile = None,
-    es_ca_file: EsCaFile = None,
-    es_fingerprint: EsFingerprint = None,
+    *,
+    es: Any,
 ) -> None:
     """Show the spans (a tree by parent, with durations) and log lines of one trace; exit 1 if none."""
     from logpipe.tools.search.trace_command import TraceOptions, run  # lazily: see logpipe/cli/search.py
 
     options = TraceOptions(
         trace_id=trace_id, es_url=es_url, index_prefix=index_prefix, as_json=json_, colour=use_colour(color),
-        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
+        es=es,
     )
     raise typer.Exit(run(options))
 
@@ -78,6 +61,7 @@ class StatsBy(StrEnum):
 
 
 @app.command("stats")
+@es_connection_options
 def stats(
     component: Annotated[
         list[str] | None, typer.Option("--component", "-c", help="Component (service.name); repeatable.")
@@ -102,11 +86,8 @@ def stats(
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per group (durations in ms).")] = False,
     es_url: EsUrl = DEFAULT_ES_URL,
     index_prefix: IndexPrefix = "logpipe",
-    es_user: EsUser = None,
-    es_password_file: EsPasswordFile = None,
-    es_api_key_file: EsApiKeyFile = None,
-    es_ca_file: EsCaFile = None,
-    es_fingerprint: EsFingerprint = None,
+    *,
+    es: Any,
 ) -> None:
     """Calls, errors, error rate and p50/p95/p99 duration per group from the stored spans; exit 1 if none."""
     from logpipe.tools.search.trace_stats import GroupBy, StatsOptions, run  # lazily: see logpipe/cli/search.py
@@ -114,7 +95,7 @@ def stats(
     options = StatsOptions(
         components=tuple(component or ()), since=since, from_=from_, to=to, every=every, by=GroupBy(by.value),
         limit=limit, as_json=json_, es_url=es_url, index_prefix=index_prefix,
-        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
+        es=es,
     )
     raise typer.Exit(run(options))
 
@@ -127,6 +108,7 @@ class Sort(StrEnum):
 
 
 @app.command("find")
+@es_connection_options
 def find(
     component: Annotated[
         list[str] | None,
@@ -158,17 +140,12 @@ def find(
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many traces.")] = 20,
     sort: Annotated[Sort, typer.Option("--sort", help="start: newest first; duration: slowest first.")] = Sort.start,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per trace: trace_id and its summary.")] = False,
-    es_url: Annotated[
-        str, typer.Option("--es-url", envvar="LOGPIPE_ES_URL", help="Elasticsearch base URL.")
-    ] = DEFAULT_ES_URL,
+    es_url: EsUrl = DEFAULT_ES_URL,
     index_prefix: Annotated[
         str, typer.Option("--index-prefix", envvar="LOGPIPE_INDEX_PREFIX", help="Summaries are <prefix>-traces-*.")
     ] = "logpipe",
-    es_user: EsUser = None,
-    es_password_file: EsPasswordFile = None,
-    es_api_key_file: EsApiKeyFile = None,
-    es_ca_file: EsCaFile = None,
-    es_fingerprint: EsFingerprint = None,
+    *,
+    es: Any,
 ) -> None:
     """Find traces — slow, failing, through a Component — from their summaries; exit 1 if none (like grep)."""
     from logpipe.tools.search.trace_find import FindOptions, run  # lazily: see logpipe/cli/search.py
@@ -178,6 +155,6 @@ def find(
         min_duration=min_duration, max_duration=max_duration, errors=errors, statuses=tuple(status or ()),
         where=where, since=since, until=until, limit=limit, sort=sort.value, as_json=json_,
         es_url=es_url, index_prefix=index_prefix,
-        es=es_connection_or_exit(es_url, es_user, es_password_file, es_api_key_file, es_ca_file, es_fingerprint),
+        es=es,
     )
     raise typer.Exit(run(options))
