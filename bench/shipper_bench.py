@@ -47,6 +47,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from logpipe.dev.scrape import sample_total
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from access_log_gen import line as access_line
 from otelcol_build import build as build_otelcol
@@ -141,7 +143,7 @@ def cpu_seconds(pid: int) -> float:
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(name))
+    return sample_total(text, name)
 
 
 def run_logpipe(root: Path, bootstrap: str, prefix: str, expected: int, timeout: float,

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from logpipe.dev.scrape import sample_total
+
 LOG_TYPES = ("access", "app", "stdout", "trace")
 
 
@@ -167,11 +169,7 @@ class Shipper:
             self.proc.wait(10)
 
     def metric(self, name: str) -> float:
-        total = 0.0
-        for line in self.http("/metrics")[1].splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return sample_total(self.http("/metrics")[1], name)
 
     def rss_mb(self) -> float:
         assert self.proc is not None

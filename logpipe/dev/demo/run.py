@@ -33,6 +33,7 @@ from consumer.dependencies.stage import links_group_id
 from logpipe.dev.demo.checkout import write_checkout
 from logpipe.dev.demo.group_start import GroupStart, ensure_topics, start_group_at_end
 from logpipe.dev.demo.podsim import PodSimulator
+from logpipe.dev.scrape import sample_total
 from logpipe.dev.services import open_backend
 from shipper.config import ShipperConfig
 
@@ -376,7 +377,7 @@ def _records_consumed(port: int) -> int | str:
             text = resp.read().decode()
     except OSError:
         return "?"
-    return int(sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(name + "{")))
+    return int(sample_total(text, name + "{"))
 
 
 def _wait_for_count(es: str, node: str, expected: int, timeout: float) -> int:

@@ -27,6 +27,8 @@ from typing import Any
 import orjson
 import yaml
 
+from logpipe.dev.scrape import sample_total
+
 LOG_TYPES = ("access", "app", "trace")
 # loopback only: never through a proxy from the environment
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -164,11 +166,7 @@ class Child:
             return 0, str(e)
 
     def metric(self, name: str) -> float:
-        total = 0.0
-        for line in self.http("/metrics")[1].splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return sample_total(self.http("/metrics")[1], name)
 
     def rss_mb(self) -> float:
         """Resident memory now (and the running peak in ``peak_rss_mb``)."""
