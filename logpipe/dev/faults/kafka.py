@@ -125,22 +125,15 @@ def stop_faulted_kafka(paths: DevPaths | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m logpipe.dev.faults.kafka up|status|down``."""
-    import sys
+    from logpipe.dev.services.manager import own_broker_main
 
-    args = sys.argv[1:] if argv is None else argv
-    verb = args[0] if args else "status"
     manager, svc = _manager(report=print)
-    if verb == "up":
-        manager.ensure("kafka")
+
+    def started() -> str:
         e = endpoints(svc)
-        print(f"direct={e.direct} ship={e.ship} consume={e.consume}")
-        return 0
-    if verb == "down":
-        manager.stop("kafka")
-        return 0
-    (status,) = manager.status()
-    print(status.state)
-    return 0 if status.state == "running" else 1
+        return f"direct={e.direct} ship={e.ship} consume={e.consume}"
+
+    return own_broker_main(manager, argv, started)
 
 
 if __name__ == "__main__":

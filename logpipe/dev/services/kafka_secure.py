@@ -171,23 +171,16 @@ def _manager(paths: DevPaths | None = None, report: Report = _silent) -> tuple[S
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m logpipe.dev.services.kafka_secure up|status|down`` (scripts/test.sh stops what it started)."""
-    import sys
+    from logpipe.dev.services.manager import own_broker_main
 
-    args = sys.argv[1:] if argv is None else argv
-    verb = args[0] if args else "status"
     manager, svc = _manager()
-    if verb == "up":
-        manager.ensure("kafka")
+
+    def started() -> str:
         e = svc.endpoints()
-        print(f"sasl_ssl={e.sasl_ssl} mtls={e.mtls} plaintext={e.plaintext} ca_file={e.ca_file} "
-              f"username={e.username} password_file={e.password_file}")
-        return 0
-    if verb == "down":
-        manager.stop("kafka")
-        return 0
-    (status,) = manager.status()
-    print(status.state)
-    return 0 if status.state == "running" else 1
+        return (f"sasl_ssl={e.sasl_ssl} mtls={e.mtls} plaintext={e.plaintext} ca_file={e.ca_file} "
+                f"username={e.username} password_file={e.password_file}")
+
+    return own_broker_main(manager, argv, started)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ import fcntl
 import logging
 import os
 import shutil
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -269,3 +270,23 @@ def default_services(paths: DevPaths, report: Report, offset: int = 0) -> list[L
             paths, report, port=16686 + offset, grpc_port=16685 + offset, es_url=f"http://127.0.0.1:{9200 + offset}"
         ),
     ]
+
+
+def own_broker_main(manager: ServiceManager, argv: list[str] | None, started: Callable[[], str]) -> int:
+    """``python -m <module> up|status|down`` of a module's own Kafka broker, ``manager``'s only service.
+
+    ``up`` starts it unless it runs and prints ``started()`` (its endpoints); ``down`` stops it; ``status``
+    (also with no verb) prints its state and exits 1 unless it is running.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    verb = args[0] if args else "status"
+    if verb == "up":
+        manager.ensure("kafka")
+        print(started())
+        return 0
+    if verb == "down":
+        manager.stop("kafka")
+        return 0
+    (status,) = manager.status()
+    print(status.state)
+    return 0 if status.state == "running" else 1
