@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+# Like grep: something found, nothing found, an error.
+EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 0, 1, 2
+
 
 class SearchError(Exception):
     """A search that cannot run; ``str()`` is the message shown to the user."""
@@ -36,3 +44,21 @@ class BadQuery(SearchError):
 
 class BadArgument(SearchError):
     """A command-line value that cannot be used (a time, a limit, a combination of flags)."""
+
+
+def run_command(command: str, main: Coroutine[Any, Any, int], none_note: str | None = None) -> int:
+    """Run a command's ``main`` to its exit code; ``command`` (``logpipe trace find``) prefixes what goes to stderr.
+
+    A ``SearchError`` is one line on stderr and exit 2; a reader that closed the pipe (``| head``) is exit 0;
+    when ``main`` found nothing (exit 1) ``none_note``, if given, says so on stderr.
+    """
+    try:
+        code = asyncio.run(main)
+    except SearchError as exc:
+        sys.stderr.write(f"{command}: {exc}\n")
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_FOUND
+    if code == EXIT_NONE and none_note is not None:
+        sys.stderr.write(f"{command}: {none_note}\n")
+    return code

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from logpipe.core.es_connection import EsConnection
 from logpipe.tools.search.client import SearchClient
-from logpipe.tools.search.errors import BadArgument, SearchError
+from logpipe.tools.search.errors import EXIT_FOUND, EXIT_NONE, BadArgument, run_command
 from logpipe.tools.search.follow import Follower, follow
 from logpipe.tools.search.oneshot import SearchPlan, newest, run_search
 from logpipe.tools.search.query_builder import SearchFilters, index_pattern
@@ -19,7 +19,7 @@ from logpipe.tools.search.render import Renderer
 from logpipe.tools.search.where_query import fields_of, known_types, where_query
 from logpipe.tools.timerange import TimeRange, TimeSpecError, time_range
 
-EXIT_HITS, EXIT_NONE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERRUPTED = 130  # as a shell reports Ctrl-C
 DEFAULT_SINCE = "15m"
 
 
@@ -115,7 +115,7 @@ async def search_main(
         plan = SearchPlan(filters, window, o.index_prefix, o.limit, o.context)
         if not o.follow:
             shown = await run_search(client, plan, renderer, notes) if o.limit else 0
-            return EXIT_HITS if shown else EXIT_NONE
+            return EXIT_FOUND if shown else EXIT_NONE
         follower = Follower(client, filters, o.index_prefix, overlap_s=o.follow_overlap_s)
         await follower.prime()
         if o.limit:
@@ -125,7 +125,7 @@ async def search_main(
         if following is not None:
             following.set()
         await follow(follower, renderer, notes, interval_s=o.follow_interval_s, stop=stop)
-        return EXIT_HITS if renderer.printed else EXIT_NONE
+        return EXIT_FOUND if renderer.printed else EXIT_NONE
 
 
 def run(o: SearchOptions) -> int:
@@ -148,10 +148,4 @@ def run(o: SearchOptions) -> int:
             return EXIT_INTERRUPTED
         return task.result()
 
-    try:
-        return asyncio.run(main())
-    except SearchError as exc:
-        sys.stderr.write(f"logpipe search: {exc}\n")
-        return EXIT_ERROR
-    except BrokenPipeError:
-        return EXIT_HITS
+    return run_command("logpipe search", main())

@@ -13,14 +13,13 @@ import orjson
 from logpipe.core.es_connection import EsConnection
 from logpipe.tools.search import docfields as F
 from logpipe.tools.search.client import SearchClient
-from logpipe.tools.search.errors import SearchError
+from logpipe.tools.search.errors import EXIT_FOUND, EXIT_NONE, SearchError, run_command
 from logpipe.tools.search.hits import LogDoc
 from logpipe.tools.search.query_builder import index_pattern, time_sort, trace_query
 from logpipe.tools.search.render import Renderer
 from logpipe.tools.search.spans import Span, place_logs, span_tree, tree_json, waterfall
 
 MAX_DOCS = 10_000
-EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +79,5 @@ async def trace_main(o: TraceOptions, out: TextIO) -> int:
 
 def run(o: TraceOptions) -> int:
     """CLI entry: errors are one line on stderr and exit 2."""
-    try:
-        code = asyncio.run(trace_main(o, sys.stdout))
-    except SearchError as exc:
-        sys.stderr.write(f"logpipe trace: {exc}\n")
-        return EXIT_ERROR
-    except BrokenPipeError:
-        return EXIT_FOUND
-    if code == EXIT_NONE:
-        sys.stderr.write(f"logpipe trace: no span or log line carries trace id {o.trace_id!r}\n")
-    return code
+    return run_command("logpipe trace", trace_main(o, sys.stdout),
+                       f"no span or log line carries trace id {o.trace_id!r}")

@@ -9,7 +9,6 @@ Exit codes like grep: 0 traces shown, 1 none, 2 an error.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +20,11 @@ import orjson
 from logpipe.core.durations import parse_duration
 from logpipe.core.es_connection import EsConnection
 from logpipe.tools.search.client import SearchClient
-from logpipe.tools.search.errors import BadArgument, SearchError
+from logpipe.tools.search.errors import EXIT_FOUND, EXIT_NONE, BadArgument, run_command
 from logpipe.tools.search.query_builder import any_of, keyword_query, status_query
 from logpipe.tools.search.where_query import Names, Query, where_query
 from logpipe.tools.timerange import TimeRange, TimeSpecError, time_range
 
-EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 0, 1, 2
 DEFAULT_SINCE = "1h"
 SORTS = ("start", "duration")
 
@@ -206,14 +204,5 @@ async def find_main(o: FindOptions, out: TextIO) -> int:
 
 def run(o: FindOptions) -> int:
     """CLI entry: errors are one line on stderr and exit 2; no trace found is exit 1 with a note."""
-    try:
-        code = asyncio.run(find_main(o, sys.stdout))
-    except SearchError as exc:
-        sys.stderr.write(f"logpipe trace find: {exc}\n")
-        return EXIT_ERROR
-    except BrokenPipeError:
-        return EXIT_FOUND
-    if code == EXIT_NONE:
-        sys.stderr.write("logpipe trace find: no trace matches (summaries are written ~10 s after a trace's "
-                         "last span; widen --since?)\n")
-    return code
+    return run_command("logpipe trace find", find_main(o, sys.stdout),
+                       "no trace matches (summaries are written ~10 s after a trace's last span; widen --since?)")

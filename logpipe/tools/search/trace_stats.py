@@ -15,7 +15,6 @@ but cost 4-10x more per group on 1 000 groups. An error is a span with ``event.o
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sys
 from collections.abc import Mapping
@@ -30,12 +29,11 @@ from logpipe.core.durations import parse_duration
 from logpipe.core.es_connection import EsConnection
 from logpipe.tools.search import docfields as F
 from logpipe.tools.search.client import SearchClient
-from logpipe.tools.search.errors import BadArgument, SearchError
+from logpipe.tools.search.errors import EXIT_FOUND, EXIT_NONE, BadArgument, run_command
 from logpipe.tools.search.query_builder import index_pattern
 from logpipe.tools.search.render import format_duration_ns
 from logpipe.tools.timerange import TimeRange, TimeSpecError, iso_ms, time_range
 
-EXIT_FOUND, EXIT_NONE, EXIT_ERROR = 0, 1, 2
 DEFAULT_SINCE = "1h"
 OUTCOME = "event.outcome"
 PERCENTS = (50.0, 95.0, 99.0)
@@ -316,14 +314,5 @@ async def stats_main(o: StatsOptions, out: TextIO, now: datetime | None = None) 
 
 def run(o: StatsOptions) -> int:
     """CLI entry: errors are one line on stderr and exit 2 (like ``logpipe search``)."""
-    try:
-        code = asyncio.run(stats_main(o, sys.stdout))
-    except SearchError as exc:
-        sys.stderr.write(f"logpipe trace stats: {exc}\n")
-        return EXIT_ERROR
-    except BrokenPipeError:
-        return EXIT_FOUND
-    if code == EXIT_NONE:
-        who = f" of {', '.join(o.components)}" if o.components else ""
-        sys.stderr.write(f"logpipe trace stats: no spans{who} in the range\n")
-    return code
+    who = f" of {', '.join(o.components)}" if o.components else ""
+    return run_command("logpipe trace stats", stats_main(o, sys.stdout), f"no spans{who} in the range")
