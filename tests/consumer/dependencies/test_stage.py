@@ -19,6 +19,7 @@ from consumer.dependencies.templates import remove_dependency_templates
 from consumer.es_client import make_client
 from consumer.index_templates import install_templates, remove_templates
 from tests.consumer.dependencies.test_store import jaeger_view
+from tests.consumer.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -99,16 +100,7 @@ class Replica:
 
 
 async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s")
-        await asyncio.sleep(0.5)
+    await until(check, timeout, f"not within {timeout}s", every=0.5)
 
 
 async def test_two_replicas_count_each_call_once(env: ConsumerConfig) -> None:

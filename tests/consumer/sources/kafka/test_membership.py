@@ -5,7 +5,6 @@ container takes them back under the same instance id."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from consumer.app import ConsumerApp
 from consumer.sources.kafka import KafkaSource
 from consumer.sources.kafka.membership import leave_as_static_member
+from tests.consumer.polling import until
 from tests.consumer.story import ConsumerStory
 
 pytestmark = pytest.mark.integration
@@ -29,18 +29,6 @@ async def members(story: ConsumerStory) -> int:
         return len(described.groups[0][5])  # (error, group, state, protocol_type, protocol, members, ...)
     finally:
         await admin.close()
-
-
-async def until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.2)
 
 
 def replica(story: ConsumerStory, name: str) -> ConsumerApp:
