@@ -186,8 +186,8 @@ def _stats(group: tuple[str, ...], node: Mapping[str, Any], bucket: str | None =
         v = values.get(str(p), values.get(f"{p:.1f}"))
         return float(v) if isinstance(v, int | float) else None
 
-    return Stats(group, int(node.get("doc_count", 0)), int(node["errors"]["doc_count"]),
-                 pct(50.0), pct(95.0), pct(99.0), bucket)
+    errors = (node.get("errors") or {}).get("doc_count", 0)
+    return Stats(group, int(node.get("doc_count", 0)), int(errors), pct(50.0), pct(95.0), pct(99.0), bucket)
 
 
 def _value(v: Any) -> str:
@@ -232,11 +232,12 @@ async def fetch_stats(client: SearchClient, o: StatsOptions, now: datetime) -> S
     index = index_pattern(o.index_prefix, ("trace",))
     query = stats_query(o, window)
     resp = await client.aggregate(index, query, stats_aggs(o, every_s))
+    # No "aggregations" at all when no index matches the pattern (a prefix with no spans yet).
     aggs = resp.get("aggregations") or {}
     total = _stats((), {"doc_count": resp["hits"]["total"]["value"], **aggs})
     rows: list[Stats] = []
     for _ in range(MAX_PAGES):
-        groups = aggs["groups"]
+        groups = aggs.get("groups") or {"buckets": []}
         rows += group_rows(groups["buckets"], o.by, every_s)
         after = groups.get("after_key")
         if after is None or len(groups["buckets"]) < PAGE:

@@ -70,6 +70,19 @@ async def test_groups_are_read_over_every_page_and_the_top_ones_kept() -> None:
     assert "duration" not in second_req["aggs"]  # the total is asked for once
 
 
+class NoIndex:
+    """Elasticsearch's answer when no index matches the pattern: no ``aggregations`` at all."""
+
+    async def aggregate(self, index: str, query: Mapping[str, Any], aggs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"hits": {"total": {"value": 0}}}
+
+
+async def test_no_span_index_yet_is_no_spans_not_a_crash() -> None:
+    o = StatsOptions(components=("nosuch",), es_url="http://x", index_prefix="empty")
+    result = await fetch_stats(NoIndex(), o, NOW)  # type: ignore[arg-type]
+    assert result.rows == [] and (result.total.calls, result.total.errors) == (0, 0)
+
+
 def test_every_adds_a_time_source_before_the_group() -> None:
     aggs = stats_aggs(StatsOptions(by=GroupBy.status, every="5m"), 300)
 
